@@ -9,8 +9,8 @@ use sigil_compiler::diag::{codes, Diagnostics, Severity};
 use sigil_compiler::source::Source;
 use sigil_compiler::{explain, load_placeholders, Config};
 
-use sigil::render;
 use crate::CheckFormat;
+use sigil::render;
 
 /// Exit codes (DESIGN.md).
 pub const EXIT_CLEAN: u8 = 0;

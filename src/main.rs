@@ -2,7 +2,7 @@
 //! logic lives in `sigil-compiler` and `sigil-runtime`.
 
 mod check;
-
+mod scan;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +32,36 @@ enum Command {
         /// Treat warnings as failures (exit 1).
         #[arg(long)]
         deny_warnings: bool,
+    },
+    /// Run rules over CloudTrail logs and report detections.
+    Scan {
+        /// Rule files or directories (recursive). Default: `rules/`.
+        #[arg(long = "rules", short = 'r', num_args = 1..)]
+        rules: Vec<PathBuf>,
+        /// Log files or directories: .json ({"Records":[...]}, a record or an
+        /// array), .jsonl/.ndjson, .gz of these, S3 delivery trees; `-` = stdin.
+        inputs: Vec<PathBuf>,
+        /// Output format; `table` on a terminal, `jsonl` otherwise.
+        #[arg(long, value_enum)]
+        format: Option<scan::ScanFormat>,
+        /// Worker threads (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Output only these fields of each matched record (comma-separated paths).
+        #[arg(long, value_delimiter = ',')]
+        fields: Vec<String>,
+        /// Exit with 1 when anything is detected.
+        #[arg(long)]
+        fail_on_match: bool,
+        /// YAML file of `expand` placeholder values.
+        #[arg(long)]
+        placeholders: Option<PathBuf>,
+        /// The input's logsource (default: product=aws service=cloudtrail); repeat for several keys.
+        #[arg(long)]
+        logsource: Vec<String>,
+        /// No summary or progress on stderr (the RESULT line is still printed).
+        #[arg(long, short = 'q')]
+        quiet: bool,
     },
     /// Print a rule as sigil reads it: identifiers, field tests, condition tree.
     Explain {
@@ -66,6 +96,27 @@ fn main() -> ExitCode {
             placeholders,
             deny_warnings,
         } => check::run_check(paths, format, placeholders, deny_warnings),
+        Command::Scan {
+            rules,
+            inputs,
+            format,
+            threads,
+            fields,
+            fail_on_match,
+            placeholders,
+            logsource,
+            quiet,
+        } => scan::run(scan::ScanOptions {
+            rules,
+            inputs,
+            format,
+            threads,
+            fields,
+            fail_on_match,
+            placeholders,
+            logsource,
+            quiet,
+        }),
         Command::Explain {
             rule,
             with,

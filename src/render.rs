@@ -26,18 +26,19 @@ pub fn human<'a>(
                     start.column
                 )?;
                 writeln!(out, "{pad} |")?;
-                writeln!(out, "{} | {}", start.line, line_text.replace('\t', " "))?;
                 let line_len = line_text.chars().count();
                 let width = if end.line == start.line {
                     end.column.saturating_sub(start.column).max(1)
                 } else {
                     line_len.saturating_sub(start.column - 1).max(1)
                 };
+                let (shown, column, width) = window(line_text, start.column - 1, width);
+                writeln!(out, "{} | {}", start.line, shown.replace('\t', " "))?;
                 let label = d.label().map(|l| format!(" {l}")).unwrap_or_default();
                 writeln!(
                     out,
                     "{pad} | {}{}{label}",
-                    " ".repeat(start.column - 1),
+                    " ".repeat(column),
                     "^".repeat(width)
                 )?;
                 for s in d.secondary() {
@@ -57,18 +58,44 @@ pub fn human<'a>(
             (Some(source), None) => writeln!(out, "  --> {}", source.path().display())?,
             _ => {}
         }
+        // Help lines line up with the snippet's gutter (and its notes).
+        let pad = " ".repeat(d.range().map_or(1, |(s, _)| s.line.to_string().len()));
         for h in d.help() {
             let mut lines = h.lines();
             if let Some(first) = lines.next() {
-                writeln!(out, "   = help: {first}")?;
+                writeln!(out, "{pad} = help: {first}")?;
             }
             for l in lines {
-                writeln!(out, "           {l}")?;
+                writeln!(out, "{pad}         {l}")?;
             }
         }
         writeln!(out)?;
     }
     Ok(())
+}
+
+/// Widest source line shown whole; longer lines are cut around the caret.
+const MAX_SHOWN: usize = 120;
+
+/// The part of `line` to show for a caret at character `column` spanning
+/// `width` characters, with the caret's column and width within that part.
+fn window(line: &str, column: usize, width: usize) -> (String, usize, usize) {
+    let len = line.chars().count();
+    if len <= MAX_SHOWN {
+        return (line.to_string(), column, width);
+    }
+    let begin = column.saturating_sub(40).min(len);
+    let end = (begin + MAX_SHOWN).min(len);
+    let mut shown: String = line.chars().skip(begin).take(end - begin).collect();
+    let mut at = column - begin;
+    if begin > 0 {
+        shown.insert_str(0, "...");
+        at += 3;
+    }
+    if end < len {
+        shown.push_str("...");
+    }
+    (shown, at, width.min(end.saturating_sub(column)).max(1))
 }
 
 /// The JSON object DESIGN.md specifies for one diagnostic.

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use crate::diag::{codes, Diagnostic, Diagnostics};
 use crate::rule::{self, Correlation, Detection, Filter, Rule, RuleDocument};
 use crate::source::{Source, Span};
@@ -20,6 +22,10 @@ pub struct Catalog {
     valid: Vec<bool>,
     /// For each correlation, the documents its `rules` resolve to.
     links: HashMap<usize, Vec<usize>>,
+    /// Ids (lower-cased) and names of documents that did not lower: their
+    /// errors are reported already, so a reference to them is not reported
+    /// again as dangling.
+    failed: Vec<String>,
     diags: Diagnostics,
     files: usize,
 }
@@ -32,12 +38,23 @@ impl Catalog {
         for path in paths {
             collect(path, true, &mut files, &mut catalog.diags);
         }
-        for file in files {
-            catalog.files += 1;
-            match read_source(&file, &mut catalog.diags) {
-                Some(source) => catalog.add_source(&source, config),
-                None => continue,
-            }
+        // Files are independent until `link`: read, parse and lower them in
+        // parallel, then merge in path order so output is deterministic.
+        let per_file: Vec<(Lowered, Diagnostics)> = files
+            .par_iter()
+            .map(|file| {
+                let mut diags = Diagnostics::new();
+                let lowered = match read_source(file, &mut diags) {
+                    Some(source) => lower_source(&source, config, &mut diags),
+                    None => Lowered::default(),
+                };
+                (lowered, diags)
+            })
+            .collect();
+        catalog.files = files.len();
+        for (lowered, diags) in per_file {
+            catalog.diags.extend(diags);
+            catalog.add_lowered(lowered);
         }
         catalog.link();
         catalog
@@ -69,13 +86,14 @@ impl Catalog {
     }
 
     fn add_source(&mut self, source: &Arc<Source>, config: &Config) {
-        let docs = syntax::parse(source, &mut self.diags);
-        for doc in &docs {
-            if let Some(lowered) = rule::lower(source, doc, config, &mut self.diags) {
-                self.documents.push(lowered);
-                self.valid.push(true);
-            }
-        }
+        let lowered = lower_source(source, config, &mut self.diags);
+        self.add_lowered(lowered);
+    }
+
+    fn add_lowered(&mut self, lowered: Lowered) {
+        self.valid.extend(lowered.documents.iter().map(|_| true));
+        self.documents.extend(lowered.documents);
+        self.failed.extend(lowered.failed);
     }
 
     /// Number of files read.
@@ -227,6 +245,16 @@ impl Catalog {
     ) -> Option<usize> {
         match self.lookup(&reference.text).as_slice() {
             [one] => Some(*one),
+            [] if self.failed.contains(&reference.text)
+                || self.failed.contains(&reference.text.to_ascii_lowercase()) =>
+            {
+                // The referenced document has errors of its own, reported
+                // where they are; this document cannot be used either.
+                if let Some(v) = self.valid.get_mut(owner) {
+                    *v = false;
+                }
+                None
+            }
             [] => {
                 let d = Diagnostic::new(
                     codes::DANGLING_REFERENCE,
@@ -306,13 +334,13 @@ impl Catalog {
             i: usize,
             links: &HashMap<usize, Vec<usize>>,
             state: &mut [u8],
-            in_cycle: &mut Vec<usize>,
+            in_cycle: &mut Vec<(usize, usize)>,
         ) {
             state[i] = 1;
             for &j in links.get(&i).map(Vec::as_slice).unwrap_or(&[]) {
                 match state[j] {
                     0 => visit(j, links, state, in_cycle),
-                    1 => in_cycle.push(i),
+                    1 => in_cycle.push((i, j)),
                     _ => {}
                 }
             }
@@ -323,17 +351,35 @@ impl Catalog {
                 visit(i, &self.links, &mut state, &mut in_cycle);
             }
         }
-        for i in in_cycle {
+        for (i, j) in in_cycle {
             let meta = self.documents[i].meta();
             let (source, span) = (Arc::clone(&meta.source), meta.span);
+            // Point at the reference that closes the cycle.
+            let reference = match &self.documents[i] {
+                RuleDocument::Correlation(c) => c
+                    .rules
+                    .iter()
+                    .find(|r| self.lookup(&r.text) == [j])
+                    .map(|r| r.span),
+                _ => None,
+            };
+            let target = &self.documents[j].meta().title;
             let d = Diagnostic::new(
                 codes::REFERENCE_CYCLE,
-                format!(
-                    "correlation `{}` refers back to itself through its rules",
-                    meta.title
-                ),
+                if i == j {
+                    format!("correlation `{}` refers to itself", meta.title)
+                } else {
+                    format!(
+                        "correlation `{}` refers to `{target}`, which refers back to it",
+                        meta.title
+                    )
+                },
             )
-            .at(&source, Span::new(span.start, span.start + 1));
+            .at(
+                &source,
+                reference.unwrap_or(Span::new(span.start, span.start + 1)),
+            )
+            .with_label("closes the cycle");
             self.invalidate(i, d);
         }
     }
@@ -433,6 +479,30 @@ fn rename(expr: &Expr, prefix: &str) -> Expr {
             target_span: *target_span,
         },
     }
+}
+
+/// The documents of one file that lowered, and the references (ids and names)
+/// of those that did not.
+#[derive(Default)]
+struct Lowered {
+    documents: Vec<RuleDocument>,
+    failed: Vec<String>,
+}
+
+fn lower_source(source: &Arc<Source>, config: &Config, diags: &mut Diagnostics) -> Lowered {
+    let mut out = Lowered::default();
+    for doc in syntax::parse(source, diags) {
+        match rule::lower(source, &doc, config, diags) {
+            Some(lowered) => out.documents.push(lowered),
+            None => {
+                let key = |k: &str| doc.root.get(k).and_then(|n| n.scalar_text());
+                out.failed
+                    .extend(key("id").map(|id| id.to_ascii_lowercase()));
+                out.failed.extend(key("name"));
+            }
+        }
+    }
+    out
 }
 
 fn collect(path: &Path, explicit: bool, out: &mut Vec<PathBuf>, diags: &mut Diagnostics) {

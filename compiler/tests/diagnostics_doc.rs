@@ -10,7 +10,10 @@ fn diagnostics_doc_is_current() {
         std::fs::write(&path, &generated).expect("write docs/diagnostics.md");
     }
     let current = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(current == generated, "docs/diagnostics.md is stale: run with UPDATE_DOCS=1");
+    assert!(
+        current == generated,
+        "docs/diagnostics.md is stale: run with UPDATE_DOCS=1"
+    );
 }
 
 #[test]
@@ -18,6 +21,10 @@ fn codes_are_unique_and_well_formed() {
     let all = sigil_compiler::diag::codes::ALL;
     for (i, c) in all.iter().enumerate() {
         assert!(c.id.len() == 4 && c.id.starts_with('S'), "{}", c.id);
-        assert!(all[..i].iter().all(|o| o.id != c.id && o.name != c.name), "duplicate {}", c.id);
+        assert!(
+            all[..i].iter().all(|o| o.id != c.id && o.name != c.name),
+            "duplicate {}",
+            c.id
+        );
     }
 }

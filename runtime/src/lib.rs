@@ -1,1 +1,30 @@
-//! placeholder
+//! sigil-runtime: runs compiled rule programs over JSON events.
+//!
+//! A [`Program`] is built once per rule set from the compiler's IR (the
+//! runtime never sees YAML). Each record is matched in three steps: an
+//! Aho-Corasick pass over its raw bytes finds the rules whose necessary
+//! literals occur; one pass over the record extracts only the fields those
+//! rules read ([`json`]); the rules are evaluated on those values.
+//!
+//! ```
+//! use sigil_compiler::{catalog::Catalog, ir, Config};
+//! use sigil_runtime::{InputLogSource, Program};
+//! let rule = "title: t\nlogsource: {product: aws, service: cloudtrail}\n\
+//! detection:\n  sel: {eventName: StopLogging}\n  condition: sel\n";
+//! let catalog = Catalog::from_texts(&[("r.yml", rule)], &Config::default());
+//! let (ir, _) = ir::from_catalog(&catalog);
+//! let (program, _) = Program::build(&ir, &InputLogSource::default());
+//! let mut matcher = program.matcher();
+//! let mut hits = Vec::new();
+//! matcher.matches(br#"{"eventName":"StopLogging"}"#, &mut hits).unwrap();
+//! assert_eq!(hits, vec![0]);
+//! ```
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod input;
+pub mod json;
+mod program;
+mod text;
+
+pub use program::{BuildProblem, InputLogSource, Matcher, Program};

@@ -540,7 +540,14 @@ pub fn markdown() -> String {
          | code | name | severity | summary |\n|---|---|---|---|\n",
     );
     for c in ALL {
-        out.push_str(&format!("| [{}](#{}) | `{}` | {} | {} |\n", c.id, c.id.to_lowercase(), c.name, c.severity, c.summary.replace('|', "\\|")));
+        out.push_str(&format!(
+            "| [{}](#{}) | `{}` | {} | {} |\n",
+            c.id,
+            c.id.to_lowercase(),
+            c.name,
+            c.severity,
+            c.summary.replace('|', "\\|")
+        ));
     }
     for c in ALL {
         out.push_str(&format!(

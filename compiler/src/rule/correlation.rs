@@ -252,6 +252,10 @@ pub(crate) fn lower(root: &Node, index: usize, ctx: &mut Ctx<'_>) -> Option<Corr
             ctx.error(codes::MISSING_FIELD, start, "`correlation` has no `type`");
             None
         }
+        Some(t) if t.scalar_text().is_none() => {
+            ctx.wrong_type("correlation.type", "a string", t);
+            None
+        }
         Some(t) => match t.scalar_text().as_deref() {
             Some("event_count") => Some(CorrelationType::EventCount),
             Some("value_count") => Some(CorrelationType::ValueCount),
@@ -286,10 +290,7 @@ pub(crate) fn lower(root: &Node, index: usize, ctx: &mut Ctx<'_>) -> Option<Corr
             kind: NodeKind::Null,
             ..
         }) => Vec::new(),
-        Some(node) => match &node.kind {
-            NodeKind::Seq(items) => items.iter().filter_map(Node::scalar_text).collect(),
-            _ => node.scalar_text().into_iter().collect(),
-        },
+        Some(node) => field_names(ctx, "group-by", node).unwrap_or_default(),
     };
     let timespan = match section.get("timespan") {
         None => {
@@ -298,6 +299,10 @@ pub(crate) fn lower(root: &Node, index: usize, ctx: &mut Ctx<'_>) -> Option<Corr
                 start,
                 "`correlation` has no `timespan`",
             );
+            None
+        }
+        Some(node) if node.scalar_text().is_none() => {
+            ctx.wrong_type("timespan", "a duration such as `5m`", node);
             None
         }
         Some(node) => {
@@ -309,7 +314,7 @@ pub(crate) fn lower(root: &Node, index: usize, ctx: &mut Ctx<'_>) -> Option<Corr
                         .diag(
                             codes::MALFORMED_TIMESPAN,
                             node.span,
-                            format!("`timespan` `{text}` is not a number followed by s, m, h or d"),
+                            format!("`timespan` `{text}` is not a positive number followed by s, m, h or d"),
                         )
                         .with_help("write e.g. `timespan: 5m`");
                     ctx.report(d);
@@ -324,28 +329,47 @@ pub(crate) fn lower(root: &Node, index: usize, ctx: &mut Ctx<'_>) -> Option<Corr
     };
     if let Some(kind) = kind {
         let has_field = condition.as_ref().is_some_and(|c| !c.fields.is_empty());
-        let cond_span = section.get("condition").map(|n| n.span).unwrap_or(start);
-        if kind.needs_field() && !has_field {
+        let cond_node = section.get("condition");
+        let cond_span = cond_node.map(|n| n.span).unwrap_or(start);
+        let example = if kind.needs_field() {
+            "`{gte: 10, field: <field>}`"
+        } else {
+            "`gte: 10`"
+        };
+        if condition.is_none() {
+            // One message for the missing condition, not one per part of it.
+            if !kind.is_temporal() {
+                ctx.error(
+                    codes::MALFORMED_CORRELATION_CONDITION,
+                    start,
+                    format!("`{}` needs a `condition` such as {example}", kind.as_str()),
+                );
+            }
+        } else if kind.needs_field() && !has_field {
             ctx.error(
                 codes::CORRELATION_FIELD,
                 cond_span,
                 format!("`{}` needs `condition.field`", kind.as_str()),
             );
         } else if !kind.needs_field() && has_field {
+            let field_span = cond_node
+                .and_then(|n| n.entry("field"))
+                .map(|(k, _)| k.span)
+                .unwrap_or(cond_span);
             ctx.error(
                 codes::CORRELATION_FIELD,
-                cond_span,
+                field_span,
                 format!(
                     "`{}` does not aggregate a field; remove `condition.field`",
                     kind.as_str()
                 ),
             );
         }
-        if !kind.is_temporal() && condition.as_ref().is_none_or(|c| c.ops.is_empty()) {
+        if !kind.is_temporal() && condition.as_ref().is_some_and(|c| c.ops.is_empty()) {
             ctx.error(
                 codes::MALFORMED_CORRELATION_CONDITION,
                 cond_span,
-                format!("`{}` needs a `condition` such as `gte: 10`", kind.as_str()),
+                format!("`{}` needs a `condition` such as {example}", kind.as_str()),
             );
         }
         if kind.is_temporal() && rules.as_ref().is_some_and(|r| r.len() < 2) {
@@ -382,6 +406,27 @@ pub(crate) fn lower(root: &Node, index: usize, ctx: &mut Ctx<'_>) -> Option<Corr
         aliases,
         generate,
     })
+}
+
+/// A field name or a list of them; `None` when another shape was reported.
+fn field_names(ctx: &mut Ctx<'_>, what: &str, node: &Node) -> Option<Vec<String>> {
+    let items: Vec<&Node> = match &node.kind {
+        NodeKind::Seq(items) => items.iter().collect(),
+        _ => vec![node],
+    };
+    let mut out = Some(Vec::new());
+    for item in items {
+        match (item.scalar_text(), out.as_mut()) {
+            (Some(name), Some(names)) => names.push(name),
+            (Some(_), None) => {}
+            (None, _) if item.kind == NodeKind::Null => {}
+            (None, _) => {
+                ctx.wrong_type(what, "a field name or a list of field names", item);
+                out = None;
+            }
+        }
+    }
+    out
 }
 
 fn references(node: &Node, ctx: &mut Ctx<'_>) -> Option<Vec<Reference>> {
@@ -440,11 +485,9 @@ fn condition(node: &Node, ctx: &mut Ctx<'_>) -> Option<CorrelationCondition> {
             "eq" => CmpOp::Eq,
             "neq" => CmpOp::Neq,
             "field" => {
-                match &v.kind {
-                    NodeKind::Seq(items) => out
-                        .fields
-                        .extend(items.iter().filter_map(Node::scalar_text)),
-                    _ => out.fields.extend(v.scalar_text()),
+                match field_names(ctx, "condition.field", v) {
+                    Some(names) => out.fields.extend(names),
+                    None => ok = false,
                 }
                 continue;
             }
@@ -496,18 +539,18 @@ fn aliases(node: &Node, ctx: &mut Ctx<'_>) -> Vec<Alias> {
             ctx.wrong_type(&format!("aliases.{name}"), "a mapping of rule → field", v);
             continue;
         };
-        let fields = map
-            .iter()
-            .filter_map(|(r, f)| {
-                Some((
-                    Reference {
-                        text: r.scalar_text()?,
-                        span: r.span,
-                    },
-                    f.scalar_text()?,
-                ))
-            })
-            .collect();
+        let mut fields = Vec::new();
+        for (r, f) in map {
+            let Some(text) = r.scalar_text() else {
+                ctx.wrong_type(&format!("aliases.{name} key"), "a rule id or name", r);
+                continue;
+            };
+            let Some(field) = f.scalar_text() else {
+                ctx.wrong_type(&format!("aliases.{name}.{text}"), "a field name", f);
+                continue;
+            };
+            fields.push((Reference { text, span: r.span }, field));
+        }
         out.push(Alias { name, fields });
     }
     out

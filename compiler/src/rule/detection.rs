@@ -90,10 +90,13 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
     pi == p.len()
 }
 
-pub(crate) fn lower(node: &Node, ctx: &mut Ctx<'_>) -> Option<Detection> {
+/// Lowers a `detection` section (or a filter's `filter` section, whose `rules`
+/// the caller has removed). `key` is the section's key, for messages.
+pub(crate) fn lower(key: &Node, node: &Node, ctx: &mut Ctx<'_>) -> Option<Detection> {
+    let section = key.scalar_text().unwrap_or_default();
     let NodeKind::Map(entries) = &node.kind else {
         ctx.wrong_type(
-            "detection",
+            &section,
             "a mapping of search identifiers and `condition`",
             node,
         );
@@ -115,10 +118,18 @@ pub(crate) fn lower(node: &Node, ctx: &mut Ctx<'_>) -> Option<Detection> {
                     .diag(
                         codes::LEGACY_TIMEFRAME,
                         key.span,
-                        "`timeframe` in `detection` is Sigma v1 syntax",
+                        format!("`timeframe` in `{section}` is Sigma v1 syntax"),
                     )
                     .with_help("write a correlation rule with `timespan` instead");
                 ctx.report(d);
+                ok = false;
+            }
+            _ if value.kind == NodeKind::Null => {
+                ctx.error(
+                    codes::EMPTY_IDENTIFIER,
+                    key.span,
+                    format!("search identifier `{name}` has no body"),
+                );
                 ok = false;
             }
             _ => match lower_search(value, ctx, 0) {
@@ -135,8 +146,8 @@ pub(crate) fn lower(node: &Node, ctx: &mut Ctx<'_>) -> Option<Detection> {
         let d = ctx
             .diag(
                 codes::MISSING_FIELD,
-                Span::new(node.span.start, node.span.start + 1),
-                "`detection` has no `condition`",
+                key.span,
+                format!("`{section}` has no `condition`"),
             )
             .with_help(match identifiers.first() {
                 Some(i) => format!("add `condition: {}`", i.name),
@@ -149,7 +160,7 @@ pub(crate) fn lower(node: &Node, ctx: &mut Ctx<'_>) -> Option<Detection> {
         ctx.error(
             codes::MISSING_FIELD,
             cond_key.span,
-            "`detection` defines no search identifier",
+            format!("`{section}` defines no search identifier"),
         );
         return None;
     }
@@ -488,8 +499,14 @@ fn check_references(detection: &Detection, ctx: &mut Ctx<'_>) -> bool {
         .collect();
     for cond in &detection.conditions {
         walk(cond, &mut |e| match e {
+            // Every identifier of that name counts as used: a duplicate key
+            // is reported once by the YAML layer (S105), not again as unused.
             Expr::Ident { name, span } => match names.iter().position(|n| n == name) {
-                Some(i) => used[i] = true,
+                Some(_) => names
+                    .iter()
+                    .zip(used.iter_mut())
+                    .filter(|(n, _)| *n == name)
+                    .for_each(|(_, u)| *u = true),
                 None => {
                     ok = false;
                     let mut d = ctx
@@ -559,9 +576,9 @@ fn check_references(detection: &Detection, ctx: &mut Ctx<'_>) -> bool {
                         .with_help("name the identifiers instead");
                     ctx.report(d);
                 }
-                for name in matched {
-                    if let Some(i) = names.iter().position(|n| *n == name) {
-                        used[i] = true;
+                for (n, u) in names.iter().zip(used.iter_mut()) {
+                    if matched.contains(n) {
+                        *u = true;
                     }
                 }
             }

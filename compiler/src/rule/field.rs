@@ -176,29 +176,54 @@ pub(crate) fn lower(key: &Node, value: &Node, ctx: &mut Ctx<'_>) -> Option<Field
     let key_text = key.scalar_text().unwrap_or_default();
     let mut parts = key_text.split('|');
     let field = parts.next().unwrap_or("").to_string();
+    // Where each modifier is written, so diagnostics point at the modifier
+    // rather than the whole key (the whole key when its text is not exact).
+    let key_offset = text_offset(&key_text, key, ctx);
+    let mut spans = Vec::new();
     let mut modifiers = Vec::new();
     let mut failed = false;
+    let mut at = field.len() + 1;
     for name in parts {
+        let span = match key_offset {
+            // an empty modifier: the `|` before it, and the one after if any
+            Some(o) if name.is_empty() => Span::new(o + at - 1, o + (at + 1).min(key_text.len())),
+            Some(o) => Span::new(o + at, o + at + name.len()),
+            None => key.span,
+        };
+        at += name.len() + 1;
         match Modifier::from_name(name) {
             Some((m, alias)) => {
                 if alias {
                     let d = ctx
                         .diag(
                             codes::MODIFIER_ALIAS,
-                            key.span,
+                            span,
                             format!("`{name}` is pySigma's alias of `{m}`"),
                         )
                         .with_help(format!("write `{m}`"));
                     ctx.report(d);
                 }
                 modifiers.push(m);
+                spans.push(span);
+            }
+            None if name.is_empty() => {
+                failed = true;
+                let d = ctx
+                    .diag(
+                        codes::UNKNOWN_MODIFIER,
+                        span,
+                        format!("empty modifier in `{key_text}`"),
+                    )
+                    .with_label("no modifier name here")
+                    .with_help("remove the extra `|`");
+                ctx.report(d);
             }
             None => {
                 failed = true;
                 let mut d = ctx
                     .diag(
                         codes::UNKNOWN_MODIFIER,
-                        key.span,
+                        span,
                         format!("unknown modifier `{name}`"),
                     )
                     .with_label(format!("in `{key_text}`"));
@@ -209,12 +234,25 @@ pub(crate) fn lower(key: &Node, value: &Node, ctx: &mut Ctx<'_>) -> Option<Field
             }
         }
     }
+    let span_of = |m: Modifier| {
+        modifiers
+            .iter()
+            .position(|&x| x == m)
+            .and_then(|i| spans.get(i).copied())
+            .unwrap_or(key.span)
+    };
     if failed {
         return None;
     }
     let keyword = field.is_empty();
     let problems = check_chain(&modifiers, keyword);
     if let Some(problem) = problems.first() {
+        let at = match problem {
+            ChainProblem::Duplicate(i)
+            | ChainProblem::Illegal(i, _)
+            | ChainProblem::FlagWithoutRe(i)
+            | ChainProblem::Conflict(_, i) => spans.get(*i).copied().unwrap_or(key.span),
+        };
         let (code, message) = match problem {
             ChainProblem::Duplicate(i) => (
                 codes::DUPLICATE_MODIFIER,
@@ -234,7 +272,7 @@ pub(crate) fn lower(key: &Node, value: &Node, ctx: &mut Ctx<'_>) -> Option<Field
             ),
         };
         let d = ctx
-            .diag(code, key.span, message)
+            .diag(code, at, message)
             .with_label(format!("in `{key_text}`"));
         ctx.report(d);
         return None;
@@ -261,7 +299,7 @@ pub(crate) fn lower(key: &Node, value: &Node, ctx: &mut Ctx<'_>) -> Option<Field
         let d = ctx
             .diag(
                 codes::ALL_SINGLE_VALUE,
-                key.span,
+                span_of(Modifier::All),
                 format!("`all` in `{key_text}` has a single value"),
             )
             .with_help("`all` combines several values with AND; remove it or add values");
@@ -282,7 +320,7 @@ pub(crate) fn lower(key: &Node, value: &Node, ctx: &mut Ctx<'_>) -> Option<Field
         });
         if !wildcards {
             let d = ctx
-                .diag(codes::ALL_WITHOUT_CONTAINS, key.span, format!("`{key_text}` requires one value to equal several different strings"))
+                .diag(codes::ALL_WITHOUT_CONTAINS, span_of(Modifier::All), format!("`{key_text}` requires one value to equal several different strings"))
                 .with_help("this holds only through an array field; use a value list (OR) or `contains|all`");
             ctx.report(d);
         }
@@ -291,24 +329,29 @@ pub(crate) fn lower(key: &Node, value: &Node, ctx: &mut Ctx<'_>) -> Option<Field
         let d = ctx
             .diag(
                 codes::BASE64OFFSET_WITHOUT_CONTAINS,
-                key.span,
+                span_of(Modifier::Base64Offset),
                 "`base64offset` without `contains`",
             )
             .with_help("write `base64offset|contains`");
         ctx.report(d);
     }
     if has(Modifier::Windash) && link == Link::All {
-        ctx.error(
-            codes::WINDASH_WITH_ALL,
-            key.span,
-            "`windash` combined with `all`",
-        );
+        let d = ctx
+            .diag(
+                codes::WINDASH_WITH_ALL,
+                span_of(Modifier::Windash),
+                "`windash` combined with `all`",
+            )
+            .with_help("each value matches with any dash variant, and all values must match; check that is what is meant, or split the item");
+        ctx.report(d);
     }
-    if value_nodes.len() > 1 && value_nodes.iter().any(|n| n.kind == NodeKind::Null) {
+    // A keyword list cannot hold `null` at all (S416, reported per value).
+    let null = value_nodes.iter().find(|n| n.kind == NodeKind::Null);
+    if let (Some(null), false) = (null, keyword || value_nodes.len() < 2) {
         let d = ctx
             .diag(
                 codes::NULL_IN_LIST,
-                value.span,
+                null.span,
                 "`null` is mixed into a list of values",
             )
             .with_help("put `null` in its own identifier");
@@ -336,6 +379,18 @@ pub(crate) fn lower(key: &Node, value: &Node, ctx: &mut Ctx<'_>) -> Option<Field
         modifiers,
         values,
     })
+}
+
+/// Offset of `text` (a scalar's value) inside the file, when the scalar is
+/// written exactly as its value (plain) or as it inside one pair of quotes.
+fn text_offset(text: &str, node: &Node, ctx: &Ctx<'_>) -> Option<usize> {
+    let raw = ctx.source.slice(node.span);
+    if raw == text {
+        return Some(node.span.start);
+    }
+    let quoted = raw.len() >= 2 && (raw.starts_with('\'') || raw.starts_with('"'));
+    let inner = raw.get(1..raw.len().saturating_sub(1)).unwrap_or("");
+    (quoted && inner == text).then_some(node.span.start + 1)
 }
 
 fn number_of(node: &Node) -> Option<Number> {
@@ -401,12 +456,14 @@ fn lower_value(
                 multiline: mods.contains(&Multiline),
                 dot_all: mods.contains(&DotAll),
             };
-            if let Err(err) = regex::RegexBuilder::new(&pattern)
+            // Validate the syntax only: compiling automata for every `re` value
+            // of a catalog costs more than loading it; the matcher compiles later.
+            if let Err(err) = regex_syntax::ParserBuilder::new()
                 .case_insensitive(flags.ignore_case)
                 .multi_line(flags.multiline)
                 .dot_matches_new_line(flags.dot_all)
-                .size_limit(1 << 22)
                 .build()
+                .parse(&pattern)
             {
                 let detail = err.to_string();
                 let last = detail
@@ -496,10 +553,15 @@ fn lower_value(
         return Some(vec![match time_part {
             Some(part) => {
                 if number.value.fract() != 0.0 {
+                    let name = mods
+                        .iter()
+                        .find(|m| m.is_time_part())
+                        .map(|m| m.name())
+                        .unwrap_or("hour");
                     ctx.error(
                         codes::NON_NUMERIC_COMPARISON,
                         node.span,
-                        "a time part compares with a whole number",
+                        format!("`{name}` needs a whole number, found `{}`", number.text),
                     );
                     return None;
                 }

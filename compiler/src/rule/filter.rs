@@ -64,16 +64,24 @@ pub(crate) fn lower(root: &Node, index: usize, ctx: &mut Ctx<'_>) -> Option<Filt
                 NodeKind::Seq(items) => items.iter().collect(),
                 _ => vec![node],
             };
-            let refs: Vec<Reference> = items
-                .iter()
-                .filter_map(|n| {
-                    Some(Reference {
-                        text: n.scalar_text()?,
-                        span: n.span,
-                    })
-                })
-                .collect();
-            if refs.is_empty() {
+            let mut refs = Vec::new();
+            let mut bad = false;
+            for item in items {
+                match item.scalar_text() {
+                    Some(text) => refs.push(Reference {
+                        text,
+                        span: item.span,
+                    }),
+                    None if item.kind == NodeKind::Null => {}
+                    None => {
+                        ctx.wrong_type("filter.rules entry", "a rule id or name", item);
+                        bad = true;
+                    }
+                }
+            }
+            if bad {
+                None
+            } else if refs.is_empty() {
                 ctx.error(
                     codes::MISSING_FIELD,
                     node.span,
@@ -97,7 +105,7 @@ pub(crate) fn lower(root: &Node, index: usize, ctx: &mut Ctx<'_>) -> Option<Filt
         span: section.span,
         quoted: false,
     };
-    let detection = detection::lower(&body, ctx);
+    let detection = detection::lower(key, &body, ctx);
     if let Some(d) = &detection {
         let mut has_not = false;
         for c in &d.conditions {

@@ -271,11 +271,21 @@ pub(crate) fn lower_meta(
             "name" => {
                 if let Some(name) = string(ctx, "name", value) {
                     if name.is_empty() || name.chars().any(char::is_whitespace) {
-                        ctx.error(
-                            codes::INVALID_NAME,
-                            value.span,
-                            format!("`name` `{name}` is empty or contains whitespace"),
-                        );
+                        let message = if name.trim().is_empty() {
+                            "`name` is empty".to_string()
+                        } else {
+                            format!("`name` `{name}` contains whitespace")
+                        };
+                        let d = ctx
+                            .diag(codes::INVALID_NAME, value.span, message)
+                            .with_help(format!(
+                                "names are references; write e.g. `{}`",
+                                match name.split_whitespace().collect::<Vec<_>>().join("_") {
+                                    n if n.is_empty() => "my_rule".to_string(),
+                                    n => n,
+                                }
+                            ));
+                        ctx.report(d);
                     } else {
                         if name.chars().count() > 256 {
                             ctx.error(

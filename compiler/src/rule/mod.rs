@@ -124,6 +124,11 @@ pub fn lower(
         config,
         errors: 0,
     };
+    if doc.damaged {
+        // Part of the document was dropped by the YAML stage (reported there);
+        // lowering the rest would report the stand-in nulls as new problems.
+        return None;
+    }
     let root = &doc.root;
     let NodeKind::Map(_) = &root.kind else {
         ctx.wrong_type("document", "a mapping of rule fields", root);
@@ -212,8 +217,8 @@ const RULE_KEYS: &[&str] = &[
 fn lower_rule(root: &Node, index: usize, ctx: &mut Ctx<'_>) -> Option<Rule> {
     let meta = meta::lower_meta(root, index, RULE_KEYS, ctx);
     let logsource = meta::lower_logsource(root, ctx);
-    let detection = match root.get("detection") {
-        Some(node) => detection::lower(node, ctx),
+    let detection = match root.entry("detection") {
+        Some((key, node)) => detection::lower(key, node, ctx),
         None => None,
     };
     Some(Rule {

@@ -8,7 +8,8 @@ use logos::Logos;
 
 use crate::source::Span;
 
-/// Deepest nesting of parentheses and `not` accepted.
+/// Deepest nesting of parentheses and `not` accepted, in the text and in its
+/// printed form (which parenthesises every `and`/`or` group).
 pub const MAX_CONDITION_DEPTH: usize = 64;
 
 #[derive(Logos, Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,7 +189,7 @@ pub enum ConditionError {
     Unexpected {
         /// Where.
         span: Span,
-        /// What was found.
+        /// What was found, as shown in messages (tokens in backticks).
         found: String,
         /// What would have been valid.
         expected: &'static str,
@@ -294,12 +295,38 @@ pub fn parse(text: &str, warnings: &mut Vec<ConditionWarning>) -> Result<Expr, C
         } else {
             ConditionError::Unexpected {
                 span,
-                found: word.to_string(),
+                found: format!("`{word}`"),
                 expected: "`and`, `or` or the end of the condition",
             }
         });
     }
+    // The printed form parenthesises every `and`/`or` group, including those
+    // precedence left implicit, so it can nest deeper than the text did:
+    // refuse what would not parse back.
+    if let Some(span) = printed_too_deep(&expr, 0) {
+        return Err(ConditionError::TooDeep { span });
+    }
     Ok(expr)
+}
+
+/// The first node whose printed form (see `Display`) nests deeper than
+/// [`MAX_CONDITION_DEPTH`], counting each `not` and each `and`/`or` group.
+fn printed_too_deep(expr: &Expr, depth: usize) -> Option<Span> {
+    match expr {
+        Expr::Ident { .. } | Expr::Of { .. } => None,
+        Expr::Not { expr: inner, span } => {
+            if depth >= MAX_CONDITION_DEPTH {
+                return Some(Span::new(span.start, span.start + "not".len()));
+            }
+            printed_too_deep(inner, depth + 1)
+        }
+        Expr::And(items) | Expr::Or(items) => {
+            if depth >= MAX_CONDITION_DEPTH {
+                return Some(expr.span());
+            }
+            items.iter().find_map(|e| printed_too_deep(e, depth + 1))
+        }
+    }
 }
 
 fn legacy(text: &str, pipe: Span) -> ConditionError {
@@ -482,7 +509,7 @@ impl<'t> ConditionParser<'t, '_> {
                     }
                     Some((_, found_span, found)) => Err(ConditionError::Unexpected {
                         span: found_span,
-                        found: found.to_string(),
+                        found: format!("`{found}`"),
                         expected: "`)`, `and` or `or`",
                     }),
                     None => Err(ConditionError::Unbalanced {
@@ -493,7 +520,7 @@ impl<'t> ConditionParser<'t, '_> {
             }
             Token::Close => Err(ConditionError::Unexpected {
                 span,
-                found: ")".into(),
+                found: "`)`".into(),
                 expected: "an identifier, `not`, `(` or `1 of`",
             }),
             Token::Pipe => Err(ConditionError::InvalidCharacter { span }),

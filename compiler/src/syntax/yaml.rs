@@ -24,6 +24,10 @@ pub struct Document {
     pub root: Node,
     /// Index of the document within its file (0-based).
     pub index: usize,
+    /// True when a value of the document was dropped (nested too deep or too
+    /// long) and replaced by a null: the error is reported, and the document
+    /// must not be lowered as if the null had been written.
+    pub damaged: bool,
 }
 
 /// A YAML node with the span of its source text.
@@ -158,10 +162,11 @@ pub fn parse(source: &Arc<Source>, diags: &mut Diagnostics) -> Vec<Document> {
                     MAX_FILE_BYTES
                 ),
             )
-            .in_file(source),
+            .at(source, Span::point(0)),
         );
         return Vec::new();
     }
+    let errors_before = diags.error_count();
     let mut builder = Builder {
         source,
         diags,
@@ -171,6 +176,7 @@ pub fn parse(source: &Arc<Source>, diags: &mut Diagnostics) -> Vec<Document> {
         skip_depth: 0,
         alias_budget: MAX_ALIAS_NODES,
         too_deep_reported: false,
+        damaged: false,
     };
     let mut parser = Parser::new_from_str(text);
     loop {
@@ -184,19 +190,22 @@ pub fn parse(source: &Arc<Source>, diags: &mut Diagnostics) -> Vec<Document> {
             Some(Err(err)) => {
                 let mark = err.marker();
                 let at = source.offset_of(mark.line(), mark.col());
-                builder.diags.push(
-                    Diagnostic::new(codes::YAML_SYNTAX, format!("invalid YAML: {}", err.info()))
-                        .at(source, Span::new(at, next_char_end(text, at)))
-                        .with_label("the YAML parser stopped here"),
-                );
+                let span = Span::new(at, next_char_end(text, at));
+                if let Some(d) = builder.syntax_error(err.info(), span) {
+                    builder.diags.push(d);
+                }
                 break;
             }
         }
     }
-    let docs = builder.docs;
-    if docs.is_empty() && !diags.has_errors() {
+    let mut docs = builder.docs;
+    // An empty document (a trailing `---`, or `---` twice) holds nothing to
+    // check; it keeps its index so later documents are still numbered as written.
+    docs.retain(|d| d.root.kind != NodeKind::Null);
+    if docs.is_empty() && diags.error_count() == errors_before {
         diags.push(
-            Diagnostic::new(codes::EMPTY_FILE, "file holds no YAML document").in_file(source),
+            Diagnostic::new(codes::EMPTY_FILE, "file holds no YAML document")
+                .at(source, Span::point(0)),
         );
     }
     docs
@@ -220,9 +229,68 @@ struct Builder<'a> {
     skip_depth: usize,
     alias_budget: usize,
     too_deep_reported: bool,
+    /// A value of the document being built was replaced by a stand-in.
+    damaged: bool,
 }
 
 impl Builder<'_> {
+    /// The diagnostic for a parser error at `span`, with a hint for the
+    /// mistakes that produce saphyr's less obvious messages; `None` when the
+    /// error only repeats one already reported.
+    fn syntax_error(&self, info: &str, span: Span) -> Option<Diagnostic> {
+        if info.contains("unknown anchor") {
+            return Some(Diagnostic::new(codes::ALIAS, "alias refers to an unknown anchor")
+                .at(self.source, span)
+                .with_label("no `&anchor` of this name is defined before it")
+                .with_help("define the anchor (`&name`) before the alias, or write the value out; a value starting with `*` must be quoted"));
+        }
+        if info.contains("recursion limit exceeded") {
+            // saphyr's own bound on flow nesting (far above ours); its scanner
+            // may hit it before the builder sees the collections.
+            return (!self.too_deep_reported).then(|| {
+                Diagnostic::new(
+                    codes::NESTING_TOO_DEEP,
+                    format!("YAML nests deeper than {MAX_DEPTH} levels"),
+                )
+                .at(self.source, span)
+                .with_label("the YAML parser gave up here")
+            });
+        }
+        let mut d = Diagnostic::new(codes::YAML_SYNTAX, format!("invalid YAML: {info}"))
+            .at(self.source, span)
+            .with_label("the YAML parser stopped here");
+        if info.contains("unknown escape character") {
+            d = d.with_help("inside double quotes a backslash starts an escape; write Windows paths in single quotes ('C:\\Windows') or double each backslash");
+        } else if info.contains("quoted scalar") {
+            d = d.with_help("a quoted value runs until its closing quote; check that the quote opened here is closed");
+        } else if info.contains("tabs") {
+            d = d.with_help("indent with spaces; YAML does not allow tabs in indentation");
+        } else if info.contains("mapping values are not allowed") {
+            d = d.with_help("quote a value that contains `: `, e.g. `title: 'a: b'`");
+        }
+        // An error inside a flow collection opened on an earlier line is most
+        // often that collection left unclosed.
+        let open = self.stack.iter().rev().find_map(|frame| {
+            let (Frame::Seq { start, .. } | Frame::Map { start, .. }) = frame;
+            let c = self.source.text().as_bytes().get(*start).copied()?;
+            matches!(c, b'[' | b'{').then_some((*start, c))
+        });
+        if let Some((start, c)) = open {
+            if self.source.line_col(start).line < self.source.line_col(span.start).line {
+                let close = if c == b'[' { ']' } else { '}' };
+                d = d.with_secondary(
+                    self.source,
+                    Span::new(start, start + 1),
+                    format!(
+                        "`{}` opened here is not closed with `{close}`",
+                        char::from(c)
+                    ),
+                );
+            }
+        }
+        Some(d)
+    }
+
     fn span(&self, span: YamlSpan) -> Span {
         let start = self.source.offset_of(span.start.line(), span.start.col());
         let end = self.source.offset_of(span.end.line(), span.end.col());
@@ -256,15 +324,22 @@ impl Builder<'_> {
             Event::DocumentStart(_) => {
                 self.anchors.clear();
                 self.alias_budget = MAX_ALIAS_NODES;
+                self.damaged = false;
             }
             Event::DocumentEnd => {}
             Event::Scalar(value, style, anchor, tag) => {
                 if let Some(tag) = tag {
                     if !tag.is_yaml_core_schema() || tag.suffix == "binary" {
+                        // Show the tag as written: `!!binary`, not its expanded URI.
+                        let handle = if tag.is_yaml_core_schema() {
+                            "!!"
+                        } else {
+                            tag.handle.as_str()
+                        };
                         self.diags.push(
                             Diagnostic::new(
                                 codes::YAML_TAG,
-                                format!("YAML tag `{}{}` is ignored", tag.handle, tag.suffix),
+                                format!("YAML tag `{handle}{}` is ignored", tag.suffix),
                             )
                             .at(self.source, span),
                         );
@@ -282,6 +357,7 @@ impl Builder<'_> {
                         )
                         .at(self.source, Span::new(span.start, span.start + 1)),
                     );
+                    self.damaged = true;
                     let node = Node {
                         kind: NodeKind::Null,
                         span,
@@ -316,6 +392,7 @@ impl Builder<'_> {
                         );
                     }
                     self.skip_depth = 1;
+                    self.damaged = true;
                     return true;
                 }
                 let frame = if matches!(event, Event::SequenceStart(..)) {
@@ -471,7 +548,11 @@ impl Builder<'_> {
         match self.stack.last_mut() {
             None => {
                 let index = self.docs.len();
-                self.docs.push(Document { root: node, index });
+                self.docs.push(Document {
+                    root: node,
+                    index,
+                    damaged: self.damaged,
+                });
             }
             Some(Frame::Seq { items, .. }) => items.push(node),
             Some(Frame::Map {

@@ -1,0 +1,360 @@
+//! Streaming reader of one input: decompression (gzip by magic bytes), a bounded buffer, and the
+//! structural scanner; hands out batches of whole records.
+
+use std::fs::File;
+use std::io::{self, BufReader, Cursor, Read, Seek, SeekFrom};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use flate2::read::MultiGzDecoder;
+
+use super::scan::Scanner;
+use super::{Damage, InputSource, MAX_RECORD_BYTES, READ_SIZE};
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// One record of a [`Batch`]: `data[start..end]` is exactly the record's JSON text (an object).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordSpan {
+    /// Offset of the record's first byte (`{`) in [`Batch::data`].
+    pub start: usize,
+    /// Offset just after the record's last byte (`}`) in [`Batch::data`].
+    pub end: usize,
+    /// 0-based index of the record within its file (`source.record`).
+    pub index: u64,
+    /// 1-based line where the record starts (`source.line`).
+    pub line: u64,
+}
+
+/// Whole records read from one input. `data` may also hold bytes between and around the records
+/// (whitespace, the `{"Records":[` envelope, skipped garbage): use the spans.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Raw decompressed input bytes holding the records.
+    pub data: Vec<u8>,
+    /// In input order.
+    pub records: Vec<RecordSpan>,
+    /// Damage found since the previous batch, in input order.
+    pub damage: Vec<Damage>,
+    /// Decompressed bytes read from the input since the previous batch (the sum over all batches
+    /// is the decompressed size of the input).
+    pub bytes_in: u64,
+    /// Raw (possibly compressed) bytes read from the file or stdin since the previous batch.
+    pub raw_bytes_in: u64,
+}
+
+impl Batch {
+    /// The JSON text of record `i` of this batch.
+    pub fn record(&self, i: usize) -> Option<&[u8]> {
+        let span = self.records.get(i)?;
+        self.data.get(span.start..span.end)
+    }
+}
+
+/// Reads up to the two bytes of the gzip magic (fewer at end of input).
+fn read_magic(reader: &mut impl Read, name: &str) -> Result<Vec<u8>, Damage> {
+    let mut magic = [0u8; 2];
+    let mut got = 0;
+    while got < magic.len() {
+        match reader.read(&mut magic[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Damage::whole_file(name, format!("cannot read: {e}"))),
+        }
+    }
+    Ok(magic[..got].to_vec())
+}
+
+/// Counts the raw bytes read from the underlying file or stream.
+struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Streams one input and splits it into records; see the module docs.
+///
+/// Memory is bounded by the batch size, [`MAX_RECORD_BYTES`] (or the limit set with
+/// [`RecordReader::with_max_record_bytes`]) and a few [`READ_SIZE`] buffers.
+pub struct RecordReader {
+    name: String,
+    src: Box<dyn Read + Send>,
+    gzip: bool,
+    /// Raw bytes read, for compressed input (otherwise raw = decompressed bytes).
+    raw_count: Option<Arc<AtomicU64>>,
+    raw_reported: u64,
+    /// `buf[0]` is at absolute offset `base` of the decompressed stream.
+    buf: Vec<u8>,
+    base: u64,
+    scanner: Scanner,
+    bytes_since: u64,
+    eof: bool,
+    started: bool,
+    finished: bool,
+    read_error: Option<String>,
+    capacity_hint: usize,
+    read_size: usize,
+    #[cfg(test)]
+    pub(crate) peak_buffer: usize,
+}
+
+impl RecordReader {
+    /// Opens a file or standard input. Gzip is detected by its magic bytes (`1f 8b`), whatever
+    /// the file name; concatenated gzip members are read as one stream.
+    pub fn open(source: &InputSource) -> Result<RecordReader, Damage> {
+        let name = source.display_name();
+        match source {
+            InputSource::File(path) => {
+                let mut file = File::open(path)
+                    .map_err(|e| Damage::whole_file(&name, format!("cannot open: {e}")))?;
+                if file.metadata().is_ok_and(|m| m.is_dir()) {
+                    return Err(Damage::whole_file(&name, "is a directory"));
+                }
+                let magic = read_magic(&mut file, &name)?;
+                // A regular file is rewound rather than chained behind the sniffed bytes, so
+                // plain files are read straight into the buffer (no wrapper in between).
+                if file.seek(SeekFrom::Start(0)).is_ok() {
+                    Ok(RecordReader::assemble(
+                        name,
+                        Vec::new(),
+                        file,
+                        magic == GZIP_MAGIC,
+                    ))
+                } else {
+                    Ok(RecordReader::assemble(
+                        name,
+                        magic.clone(),
+                        file,
+                        magic == GZIP_MAGIC,
+                    ))
+                }
+            }
+            InputSource::Stdin => RecordReader::from_reader(name, io::stdin()),
+        }
+    }
+
+    /// Reads from any byte stream (plain or gzip, sniffed like [`RecordReader::open`]); `name`
+    /// is used in damage reports and as [`RecordReader::display_name`].
+    pub fn from_reader(
+        name: impl Into<String>,
+        mut reader: impl Read + Send + 'static,
+    ) -> Result<RecordReader, Damage> {
+        let name = name.into();
+        let magic = read_magic(&mut reader, &name)?;
+        let gzip = magic == GZIP_MAGIC;
+        Ok(RecordReader::assemble(name, magic, reader, gzip))
+    }
+
+    /// `prefix`: bytes already read from `reader` (the sniffed magic), to be read first.
+    fn assemble(
+        name: String,
+        prefix: Vec<u8>,
+        reader: impl Read + Send + 'static,
+        gzip: bool,
+    ) -> RecordReader {
+        let (src, raw_count): (Box<dyn Read + Send>, _) = if gzip {
+            let count = Arc::new(AtomicU64::new(prefix.len() as u64));
+            let raw = Counting {
+                inner: reader,
+                count: Arc::clone(&count),
+            };
+            let stream = Cursor::new(prefix).chain(raw);
+            let decoder = MultiGzDecoder::new(BufReader::with_capacity(256 << 10, stream));
+            (Box::new(decoder), Some(count))
+        } else if prefix.is_empty() {
+            // Raw bytes are the decompressed bytes: no counting wrapper needed.
+            (Box::new(reader), None)
+        } else {
+            (Box::new(Cursor::new(prefix).chain(reader)), None)
+        };
+        RecordReader {
+            scanner: Scanner::new(name.clone(), MAX_RECORD_BYTES as u64),
+            name,
+            src,
+            gzip,
+            raw_count,
+            raw_reported: 0,
+            buf: Vec::new(),
+            base: 0,
+            bytes_since: 0,
+            eof: false,
+            started: false,
+            finished: false,
+            read_error: None,
+            capacity_hint: 2 * READ_SIZE,
+            read_size: READ_SIZE,
+            #[cfg(test)]
+            peak_buffer: 0,
+        }
+    }
+
+    /// Sets the record size limit (default [`MAX_RECORD_BYTES`]).
+    pub fn with_max_record_bytes(mut self, max: usize) -> RecordReader {
+        self.scanner.set_max_record(max as u64);
+        self
+    }
+
+    /// Tests: read in tiny pieces to exercise every split point.
+    #[cfg(test)]
+    pub(crate) fn with_read_size(mut self, n: usize) -> RecordReader {
+        self.read_size = n.max(1);
+        self
+    }
+
+    /// The name used in damage reports and `source.file`.
+    pub fn display_name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the input is gzip-compressed.
+    pub fn is_gzip(&self) -> bool {
+        self.gzip
+    }
+
+    /// The next batch of whole records, about `target_bytes` of data (a record is never split
+    /// across batches, so a batch may be larger by up to one record). A batch may hold only
+    /// damage and no records. `None` at the end of input.
+    pub fn next_batch(&mut self, target_bytes: usize) -> Option<Batch> {
+        if self.finished {
+            return None;
+        }
+        let target = target_bytes.max(1);
+        self.capacity_hint = target.saturating_add(2 * self.read_size).min(256 << 20);
+        loop {
+            if !self.started {
+                if self.buf.len() < BOM.len() && !self.eof {
+                    self.fill();
+                    continue;
+                }
+                if self.buf.starts_with(BOM) {
+                    self.scanner.pos = self.base + BOM.len() as u64;
+                }
+                self.started = true;
+            }
+            let stop_at = self.base + target as u64;
+            if self.scanner.feed(&self.buf, self.base, stop_at) {
+                return Some(self.cut());
+            }
+            if self.eof {
+                let quiet = match self.read_error.take() {
+                    Some(reason) => {
+                        self.scanner.report_read_error(reason);
+                        true
+                    }
+                    None => false,
+                };
+                self.scanner.finish(&self.buf, self.base, quiet);
+                self.finished = true;
+                let batch = self.cut();
+                if batch.records.is_empty() && batch.damage.is_empty() {
+                    return None;
+                }
+                return Some(batch);
+            }
+            if self.make_room() {
+                return Some(self.cut());
+            }
+            self.fill();
+        }
+    }
+
+    /// Drops bytes that are no longer needed before reading more. Returns true when finished
+    /// records hold the buffer and a batch must be handed out first.
+    fn make_room(&mut self) -> bool {
+        let keep = self.scanner.keep_from();
+        if let Some(last) = self.scanner.records.last() {
+            // Records are pending: they must stay in one contiguous buffer. If much is droppable
+            // behind them (an oversized record or garbage being skipped), hand them out now.
+            return keep.saturating_sub(last.end) >= self.read_size as u64;
+        }
+        let prefix = keep.saturating_sub(self.base) as usize;
+        let tail = self.buf.len().saturating_sub(prefix);
+        if prefix > 0 && (prefix >= tail || prefix >= self.read_size) {
+            self.buf.drain(..prefix.min(self.buf.len()));
+            self.base = keep;
+        }
+        false
+    }
+
+    /// Reads up to [`READ_SIZE`] more bytes.
+    fn fill(&mut self) {
+        let old = self.buf.len();
+        // Exact: doubling a buffer that holds a 16 MiB record would double the memory bound.
+        self.buf.reserve_exact(self.read_size);
+        let result = (&mut self.src)
+            .take(self.read_size as u64)
+            .read_to_end(&mut self.buf);
+        let n = self.buf.len() - old;
+        self.bytes_since += n as u64;
+        #[cfg(test)]
+        {
+            self.peak_buffer = self.peak_buffer.max(self.buf.capacity());
+        }
+        match result {
+            Ok(_) => {
+                if n < self.read_size {
+                    self.eof = true;
+                }
+            }
+            Err(e) => {
+                self.eof = true;
+                let consumed = self.base + self.buf.len() as u64;
+                self.read_error = Some(if self.gzip {
+                    format!(
+                        "gzip stream truncated or corrupt after {consumed} decompressed bytes \
+                         ({e}); the rest of the file is skipped"
+                    )
+                } else {
+                    format!("read error ({e}); the rest of the input is skipped")
+                });
+            }
+        }
+    }
+
+    /// Hands out everything up to the scanner's `keep_from` as a batch.
+    fn cut(&mut self) -> Batch {
+        let keep = self.scanner.keep_from();
+        let cut_at = (keep.saturating_sub(self.base) as usize).min(self.buf.len());
+        let tail_len = self.buf.len() - cut_at;
+        let mut tail = Vec::with_capacity(self.capacity_hint.max(tail_len + self.read_size));
+        tail.extend_from_slice(&self.buf[cut_at..]);
+        self.buf.truncate(cut_at);
+        let data = std::mem::replace(&mut self.buf, tail);
+        let base = self.base;
+        let records = self
+            .scanner
+            .records
+            .drain(..)
+            .map(|s| RecordSpan {
+                start: s.start.saturating_sub(base) as usize,
+                end: s.end.saturating_sub(base) as usize,
+                index: s.index,
+                line: s.line,
+            })
+            .collect();
+        self.base = base + cut_at as u64;
+        let bytes_in = std::mem::take(&mut self.bytes_since);
+        let raw = match &self.raw_count {
+            Some(count) => count.load(Ordering::Relaxed),
+            None => self.raw_reported + bytes_in,
+        };
+        let batch = Batch {
+            data,
+            records,
+            damage: std::mem::take(&mut self.scanner.damage),
+            bytes_in,
+            raw_bytes_in: raw.saturating_sub(self.raw_reported),
+        };
+        self.raw_reported = raw;
+        batch
+    }
+}

@@ -1,0 +1,690 @@
+//! Lazy field extraction from one JSON record.
+//!
+//! One pass over the record's bytes tokenises (and so validates) all of it,
+//! but decodes only the values at the paths some rule reads: the paths are
+//! interned in a [`PathTrie`], and the walk descends only into keys on the
+//! trie. Values keep their raw JSON text, so numbers compare by the text the
+//! record wrote and objects by their compact text in record order — the
+//! semantics every backend shares (docs/semantics.md). Arrays anywhere on a
+//! path fan out: each element is a value of the path.
+
+use std::borrow::Cow;
+
+/// Deepest nesting a record may have.
+pub const MAX_DEPTH: usize = 512;
+
+/// Field paths, interned as a trie of keys.
+#[derive(Debug, Clone, Default)]
+pub struct PathTrie {
+    nodes: Vec<TrieNode>,
+    paths: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+struct TrieNode {
+    children: Vec<(Box<[u8]>, usize)>,
+    terminal: Option<usize>,
+}
+
+impl PathTrie {
+    /// An empty trie.
+    pub fn new() -> Self {
+        PathTrie {
+            nodes: vec![TrieNode::default()],
+            paths: 0,
+        }
+    }
+
+    /// Interns a path given as its keys; returns its id.
+    pub fn intern(&mut self, segments: &[String]) -> usize {
+        let mut node = 0;
+        for seg in segments {
+            let key = seg.as_bytes();
+            let next = self.nodes[node]
+                .children
+                .iter()
+                .find(|(k, _)| &**k == key)
+                .map(|(_, n)| *n);
+            node = match next {
+                Some(n) => n,
+                None => {
+                    self.nodes.push(TrieNode::default());
+                    let n = self.nodes.len() - 1;
+                    self.nodes[node].children.push((key.into(), n));
+                    n
+                }
+            };
+        }
+        match self.nodes[node].terminal {
+            Some(id) => id,
+            None => {
+                let id = self.paths;
+                self.paths += 1;
+                self.nodes[node].terminal = Some(id);
+                id
+            }
+        }
+    }
+
+    /// Number of interned paths.
+    pub fn len(&self) -> usize {
+        self.paths
+    }
+
+    /// True when no path is interned.
+    pub fn is_empty(&self) -> bool {
+        self.paths == 0
+    }
+
+    fn child(&self, node: usize, key: &[u8]) -> Option<usize> {
+        self.nodes
+            .get(node)?
+            .children
+            .iter()
+            .find(|(k, _)| &**k == key)
+            .map(|(_, n)| *n)
+    }
+}
+
+/// A value found at a path, as a byte range of the record (so extraction
+/// buffers can be reused across records without borrowing them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Val {
+    /// A string: the bytes between the quotes, escapes not yet decoded.
+    Str {
+        /// Start of the content.
+        start: u32,
+        /// End of the content.
+        end: u32,
+        /// Whether it holds a backslash escape.
+        escaped: bool,
+    },
+    /// A number as written.
+    Num {
+        /// Start.
+        start: u32,
+        /// End.
+        end: u32,
+    },
+    /// `true` / `false`.
+    Bool(bool),
+    /// `null`.
+    Null,
+    /// An object: its whole raw text.
+    Obj {
+        /// Start (`{`).
+        start: u32,
+        /// End (after `}`).
+        end: u32,
+    },
+}
+
+impl Val {
+    /// The value's text for string matching: strings decoded, numbers and
+    /// booleans as written, objects as compact JSON; `None` for null.
+    pub fn text<'r>(&self, record: &'r [u8]) -> Option<Cow<'r, str>> {
+        let slice = |s: u32, e: u32| record.get(s as usize..e as usize).unwrap_or(&[]);
+        match *self {
+            Val::Str {
+                start,
+                end,
+                escaped: false,
+            } => Some(String::from_utf8_lossy(slice(start, end))),
+            Val::Str {
+                start,
+                end,
+                escaped: true,
+            } => Some(Cow::Owned(unescape(slice(start, end)))),
+            Val::Num { start, end } => Some(String::from_utf8_lossy(slice(start, end))),
+            Val::Bool(true) => Some(Cow::Borrowed("true")),
+            Val::Bool(false) => Some(Cow::Borrowed("false")),
+            Val::Null => None,
+            Val::Obj { start, end } => Some(Cow::Owned(compact(slice(start, end)))),
+        }
+    }
+}
+
+/// Why a record could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonError {
+    /// Byte offset within the record.
+    pub offset: usize,
+    /// What was wrong.
+    pub reason: &'static str,
+}
+
+/// Values per interned path, reused across records.
+#[derive(Debug, Default)]
+pub struct Extracted {
+    /// `values[path id]`.
+    pub values: Vec<Vec<Val>>,
+    /// Every scalar leaf (for keywords), when requested.
+    pub leaves: Vec<Val>,
+}
+
+impl Extracted {
+    /// Clears for a trie with `paths` paths.
+    pub fn reset(&mut self, paths: usize) {
+        self.values.resize_with(paths, Vec::new);
+        self.values.iter_mut().for_each(Vec::clear);
+        self.leaves.clear();
+    }
+}
+
+/// Walks `record`, filling `out` with the values at the trie's paths (and all
+/// leaves when `leaves` is true). The record must be one JSON object.
+pub fn extract(
+    record: &[u8],
+    trie: &PathTrie,
+    leaves: bool,
+    out: &mut Extracted,
+) -> Result<(), JsonError> {
+    if record.len() > u32::MAX as usize {
+        return Err(JsonError {
+            offset: 0,
+            reason: "record larger than 4 GiB",
+        });
+    }
+    out.reset(trie.len());
+    let mut w = Walker {
+        b: record,
+        pos: 0,
+        trie,
+        out,
+        leaves,
+    };
+    w.ws();
+    if w.peek() != Some(b'{') {
+        return Err(w.err("record is not a JSON object"));
+    }
+    w.value(Some(0), 0)?;
+    w.ws();
+    if w.pos != record.len() {
+        return Err(w.err("trailing characters after the record"));
+    }
+    Ok(())
+}
+
+/// Checks that `record` is one well-formed JSON object, extracting nothing.
+pub fn validate(record: &[u8]) -> Result<(), JsonError> {
+    static EMPTY: std::sync::OnceLock<PathTrie> = std::sync::OnceLock::new();
+    let trie = EMPTY.get_or_init(PathTrie::new);
+    extract(record, trie, false, &mut Extracted::default())
+}
+
+struct Walker<'a, 't, 'o> {
+    b: &'a [u8],
+    pos: usize,
+    trie: &'t PathTrie,
+    out: &'o mut Extracted,
+    leaves: bool,
+}
+
+impl<'a> Walker<'a, '_, '_> {
+    fn err(&self, reason: &'static str) -> JsonError {
+        JsonError {
+            offset: self.pos,
+            reason,
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.pos).copied()
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn record(&mut self, node: Option<usize>, v: Val) {
+        if let Some(id) = node
+            .and_then(|n| self.trie.nodes.get(n))
+            .and_then(|n| n.terminal)
+        {
+            if let Some(slot) = self.out.values.get_mut(id) {
+                slot.push(v);
+            }
+        }
+    }
+
+    /// Parses one value at `node` (a trie node, or None when no rule reads
+    /// below here).
+    fn value(&mut self, node: Option<usize>, depth: usize) -> Result<(), JsonError> {
+        if depth > MAX_DEPTH {
+            return Err(self.err("nesting deeper than 512 levels"));
+        }
+        self.ws();
+        let start = self.pos;
+        match self.peek() {
+            Some(b'{') => {
+                self.pos += 1;
+                self.ws();
+                if self.peek() == Some(b'}') {
+                    self.pos += 1;
+                } else {
+                    loop {
+                        self.ws();
+                        if self.peek() != Some(b'"') {
+                            return Err(self.err("expected a key"));
+                        }
+                        let (raw, escaped) = self.string()?;
+                        let child = match node {
+                            Some(n) if escaped => self.trie.child(n, unescape(raw).as_bytes()),
+                            Some(n) => self.trie.child(n, raw),
+                            None => None,
+                        };
+                        self.ws();
+                        if self.peek() != Some(b':') {
+                            return Err(self.err("expected `:`"));
+                        }
+                        self.pos += 1;
+                        self.value(child, depth + 1)?;
+                        self.ws();
+                        match self.peek() {
+                            Some(b',') => self.pos += 1,
+                            Some(b'}') => {
+                                self.pos += 1;
+                                break;
+                            }
+                            _ => return Err(self.err("expected `,` or `}`")),
+                        }
+                    }
+                }
+                let v = Val::Obj {
+                    start: start as u32,
+                    end: self.pos as u32,
+                };
+                self.record(node, v);
+            }
+            Some(b'[') => {
+                self.pos += 1;
+                self.ws();
+                if self.peek() == Some(b']') {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                loop {
+                    // Elements sit at the same path: arrays fan out.
+                    self.value(node, depth + 1)?;
+                    self.ws();
+                    match self.peek() {
+                        Some(b',') => self.pos += 1,
+                        Some(b']') => {
+                            self.pos += 1;
+                            break;
+                        }
+                        _ => return Err(self.err("expected `,` or `]`")),
+                    }
+                }
+            }
+            Some(b'"') => {
+                let (s, e, escaped) = self.string_range()?;
+                let v = Val::Str {
+                    start: s as u32,
+                    end: e as u32,
+                    escaped,
+                };
+                self.record(node, v);
+                if self.leaves {
+                    self.out.leaves.push(v);
+                }
+            }
+            Some(b't') => self.literal(b"true", Val::Bool(true), node)?,
+            Some(b'f') => self.literal(b"false", Val::Bool(false), node)?,
+            Some(b'n') => self.literal(b"null", Val::Null, node)?,
+            Some(b'-' | b'0'..=b'9') => {
+                self.number()?;
+                let v = Val::Num {
+                    start: start as u32,
+                    end: self.pos as u32,
+                };
+                self.record(node, v);
+                if self.leaves {
+                    self.out.leaves.push(v);
+                }
+            }
+            Some(_) => return Err(self.err("unexpected character")),
+            None => return Err(self.err("unexpected end of record")),
+        }
+        Ok(())
+    }
+
+    fn literal(
+        &mut self,
+        word: &'static [u8],
+        v: Val,
+        node: Option<usize>,
+    ) -> Result<(), JsonError> {
+        if self.b.get(self.pos..self.pos + word.len()) != Some(word) {
+            return Err(self.err("invalid literal"));
+        }
+        self.pos += word.len();
+        self.record(node, v);
+        if self.leaves && v != Val::Null {
+            self.out.leaves.push(v);
+        }
+        Ok(())
+    }
+
+    fn number(&mut self) -> Result<(), JsonError> {
+        let digits = |w: &mut Self| {
+            let s = w.pos;
+            while let Some(b'0'..=b'9') = w.peek() {
+                w.pos += 1;
+            }
+            w.pos > s
+        };
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        if self.peek() == Some(b'0') {
+            self.pos += 1;
+        } else if !digits(self) {
+            return Err(self.err("invalid number"));
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if !digits(self) {
+                return Err(self.err("invalid number"));
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if !digits(self) {
+                return Err(self.err("invalid number"));
+            }
+        }
+        Ok(())
+    }
+
+    fn string_range(&mut self) -> Result<(usize, usize, bool), JsonError> {
+        let (raw, escaped) = self.string()?;
+        let end = self.pos - 1;
+        Ok((end - raw.len(), end, escaped))
+    }
+
+    /// At an opening quote: returns the raw content and whether it has escapes.
+    fn string(&mut self) -> Result<(&'a [u8], bool), JsonError> {
+        self.pos += 1;
+        let start = self.pos;
+        let mut escaped = false;
+        loop {
+            let rest = self.b.get(self.pos..).unwrap_or(&[]);
+            match memchr::memchr2(b'"', b'\\', rest) {
+                None => {
+                    self.pos = self.b.len();
+                    return Err(self.err("unterminated string"));
+                }
+                Some(i) => {
+                    if rest[..i].iter().any(|&c| c < 0x20) {
+                        self.pos += rest[..i].iter().position(|&c| c < 0x20).unwrap_or(0);
+                        return Err(self.err("control character in string"));
+                    }
+                    self.pos += i;
+                    if rest[i] == b'"' {
+                        let raw = &self.b[start..self.pos];
+                        self.pos += 1;
+                        return Ok((raw, escaped));
+                    }
+                    escaped = true;
+                    match self.b.get(self.pos + 1) {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                            self.pos += 2
+                        }
+                        Some(b'u') => {
+                            let hex = self.b.get(self.pos + 2..self.pos + 6).unwrap_or(&[]);
+                            if hex.len() != 4 || !hex.iter().all(u8::is_ascii_hexdigit) {
+                                return Err(self.err("invalid \\u escape"));
+                            }
+                            self.pos += 6;
+                        }
+                        _ => return Err(self.err("invalid escape")),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Decodes JSON string escapes (input already validated by the walker).
+pub fn unescape(raw: &[u8]) -> String {
+    let mut out: Vec<u8> = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let c = raw[i];
+        if c != b'\\' {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        let Some(&e) = raw.get(i + 1) else { break };
+        i += 2;
+        let simple = match e {
+            b'"' => Some(b'"'),
+            b'\\' => Some(b'\\'),
+            b'/' => Some(b'/'),
+            b'b' => Some(8),
+            b'f' => Some(12),
+            b'n' => Some(b'\n'),
+            b'r' => Some(b'\r'),
+            b't' => Some(b'\t'),
+            _ => None,
+        };
+        if let Some(s) = simple {
+            out.push(s);
+            continue;
+        }
+        let hex = |at: usize| -> Option<u32> {
+            let h = std::str::from_utf8(raw.get(at..at + 4)?).ok()?;
+            u32::from_str_radix(h, 16).ok()
+        };
+        let Some(unit) = hex(i) else { break };
+        i += 4;
+        let code = if (0xD800..0xDC00).contains(&unit)
+            && raw.get(i) == Some(&b'\\')
+            && raw.get(i + 1) == Some(&b'u')
+        {
+            match hex(i + 2) {
+                Some(low) if (0xDC00..0xE000).contains(&low) => {
+                    i += 6;
+                    0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
+                }
+                _ => unit,
+            }
+        } else {
+            unit
+        };
+        let ch = char::from_u32(code).unwrap_or('\u{FFFD}');
+        let mut buf = [0u8; 4];
+        out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+    }
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Removes whitespace outside strings: the compact JSON text of a value, keys
+/// in record order.
+pub fn compact(raw: &[u8]) -> String {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut in_str = false;
+    let mut esc = false;
+    for &c in raw {
+        if in_str {
+            out.push(c);
+            if esc {
+                esc = false;
+            } else if c == b'\\' {
+                esc = true;
+            } else if c == b'"' {
+                in_str = false;
+            }
+        } else if c == b'"' {
+            in_str = true;
+            out.push(c);
+        } else if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+            out.push(c);
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trie(paths: &[&str]) -> PathTrie {
+        let mut t = PathTrie::new();
+        for p in paths {
+            t.intern(&p.split('.').map(str::to_string).collect::<Vec<_>>());
+        }
+        t
+    }
+
+    #[test]
+    fn extracts_nested_and_array_paths() {
+        let rec = br#"{"a":{"b":"x\"y","n":36e2},"resources":[{"ARN":"r1"},{"ARN":"r2"},{"x":1}],"o":{"k": [1, 2]},"z":null}"#;
+        let t = trie(&["a.b", "a.n", "resources.ARN", "o", "z", "missing"]);
+        let mut out = Extracted::default();
+        extract(rec, &t, false, &mut out).unwrap();
+        assert_eq!(out.values[0][0].text(rec).unwrap(), "x\"y");
+        assert_eq!(out.values[1][0].text(rec).unwrap(), "36e2");
+        let arns: Vec<_> = out.values[2]
+            .iter()
+            .map(|v| v.text(rec).unwrap().into_owned())
+            .collect();
+        assert_eq!(arns, ["r1", "r2"]);
+        assert_eq!(out.values[3][0].text(rec).unwrap(), r#"{"k":[1,2]}"#);
+        assert_eq!(out.values[4], vec![Val::Null]);
+        assert!(out.values[5].is_empty());
+    }
+
+    #[test]
+    fn invalid_records_are_errors() {
+        let t = trie(&["a"]);
+        let mut out = Extracted::default();
+        for bad in [
+            &b"[1]"[..],
+            b"{\"a\":tru}",
+            b"{\"a\":1",
+            b"{\"a\":\"x}",
+            b"{\"a\":1} x",
+            b"{\"a\":01x}",
+            b"{\"a\":\"\\q\"}",
+        ] {
+            assert!(
+                extract(bad, &t, false, &mut out).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(600), "]".repeat(600));
+        assert!(extract(deep.as_bytes(), &t, false, &mut out).is_err());
+    }
+
+    #[test]
+    fn unescape_handles_surrogates() {
+        assert_eq!(unescape(br"\u00e9\ud83d\ude00\n"), "é😀\n");
+    }
+}
+
+/// Picks a fixed set of fields out of records (for `--fields`, table columns).
+#[derive(Debug, Clone)]
+pub struct Projection {
+    paths: Vec<String>,
+    trie: PathTrie,
+}
+
+impl Projection {
+    /// A projection of dotted paths.
+    pub fn new(paths: &[String]) -> Self {
+        let mut trie = PathTrie::new();
+        for p in paths {
+            let segments: Vec<String> = p.split('.').map(str::to_string).collect();
+            trie.intern(&segments);
+        }
+        Projection {
+            paths: paths.to_vec(),
+            trie,
+        }
+    }
+
+    /// The text of each path's first non-null value.
+    pub fn texts(&self, record: &[u8]) -> Vec<Option<String>> {
+        let mut ex = Extracted::default();
+        if extract(record, &self.trie, false, &mut ex).is_err() {
+            return vec![None; self.paths.len()];
+        }
+        ex.values
+            .iter()
+            .map(|vals| {
+                vals.iter()
+                    .find_map(|v| v.text(record).map(|t| t.into_owned()))
+            })
+            .collect()
+    }
+
+    /// A compact JSON object `{"path": value, ...}` with each value's raw JSON
+    /// (several values through arrays become a JSON array; absent paths are left out).
+    pub fn json(&self, record: &[u8]) -> String {
+        let mut ex = Extracted::default();
+        let _ = extract(record, &self.trie, false, &mut ex);
+        let mut out = String::from("{");
+        let mut first = true;
+        for (path, vals) in self.paths.iter().zip(&ex.values) {
+            if vals.is_empty() {
+                continue;
+            }
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            out.push('"');
+            out.push_str(&escape_json(path));
+            out.push_str("\":");
+            let raw = |v: &Val| -> String {
+                let slice = |s: u32, e: u32| record.get(s as usize..e as usize).unwrap_or(&[]);
+                match *v {
+                    Val::Str { start, end, .. } => {
+                        format!("\"{}\"", String::from_utf8_lossy(slice(start, end)))
+                    }
+                    Val::Num { start, end } => {
+                        String::from_utf8_lossy(slice(start, end)).into_owned()
+                    }
+                    Val::Bool(b) => b.to_string(),
+                    Val::Null => "null".into(),
+                    Val::Obj { start, end } => compact(slice(start, end)),
+                }
+            };
+            if vals.len() == 1 {
+                out.push_str(&raw(&vals[0]));
+            } else {
+                out.push('[');
+                out.push_str(&vals.iter().map(raw).collect::<Vec<_>>().join(","));
+                out.push(']');
+            }
+        }
+        out.push('}');
+        out
+    }
+}
+
+/// Escapes text for a JSON string body.
+pub fn escape_json(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}

@@ -1,0 +1,587 @@
+//! A matcher program built once per rule set from the IR: field paths
+//! interned in one trie, regular expressions compiled, exact-value sets
+//! hashed, and an Aho-Corasick prefilter over every rule's necessary literals.
+
+use std::collections::HashSet;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use sigil_compiler::ir::{self, literals, Check, Expr, RuleInfo, StrMatch};
+use sigil_compiler::rule::{CmpOp, LogSource, Position, TimePart};
+
+use crate::json::{self, Extracted, JsonError, PathTrie, Val};
+use crate::text;
+
+/// Which rules run on the input, by logsource.
+#[derive(Debug, Clone)]
+pub struct InputLogSource {
+    /// e.g. `aws`.
+    pub product: Option<String>,
+    /// e.g. `cloudtrail`.
+    pub service: Option<String>,
+    /// e.g. none for CloudTrail.
+    pub category: Option<String>,
+}
+
+impl Default for InputLogSource {
+    /// CloudTrail: `product: aws, service: cloudtrail`.
+    fn default() -> Self {
+        InputLogSource {
+            product: Some("aws".into()),
+            service: Some("cloudtrail".into()),
+            category: None,
+        }
+    }
+}
+
+impl InputLogSource {
+    /// A rule fits when every logsource field it sets equals the input's.
+    pub fn fits(&self, rule: &LogSource) -> bool {
+        let ok = |r: &Option<String>, mine: &Option<String>| match r {
+            None => true,
+            Some(v) => mine.as_deref() == Some(v.as_str()),
+        };
+        ok(&rule.product, &self.product)
+            && ok(&rule.service, &self.service)
+            && ok(&rule.category, &self.category)
+    }
+}
+
+/// A rule that could not be built.
+#[derive(Debug, Clone)]
+pub struct BuildProblem {
+    /// The rule's title.
+    pub rule: String,
+    /// Where it came from.
+    pub origin: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// The compiled rule set.
+#[derive(Debug)]
+pub struct Program {
+    rules: Vec<CompiledRule>,
+    trie: PathTrie,
+    prefilter: Option<AhoCorasick>,
+    /// Rules to evaluate on every record (no necessary literal).
+    always: Vec<usize>,
+    /// For each prefilter pattern, the rules it admits.
+    by_pattern: Vec<Vec<usize>>,
+    skipped_logsource: usize,
+}
+
+#[derive(Debug)]
+struct CompiledRule {
+    info: RuleInfo,
+    node: Node,
+    keywords: bool,
+}
+
+#[derive(Debug)]
+enum Node {
+    Const(bool),
+    And(Vec<Node>),
+    Or(Vec<Node>),
+    Not(Box<Node>),
+    Test {
+        path: Option<usize>,
+        check: Box<CCheck>,
+        label: String,
+    },
+}
+
+#[derive(Debug)]
+enum CCheck {
+    Null,
+    Exists,
+    Str(StrMatch),
+    StrIn {
+        set: HashSet<String>,
+        cased: bool,
+    },
+    Num {
+        value: f64,
+        text: String,
+    },
+    Bool(bool),
+    Regex(regex::Regex),
+    Cidr {
+        addr: std::net::IpAddr,
+        prefix: u8,
+    },
+    Cmp {
+        op: CmpOp,
+        value: f64,
+    },
+    TimePart {
+        part: TimePart,
+        op: CmpOp,
+        value: i64,
+    },
+    FieldRef {
+        other: usize,
+        position: Position,
+        cased: bool,
+    },
+}
+
+impl Program {
+    /// Builds the program for the rules whose logsource fits the input.
+    pub fn build(program: &ir::Program, input: &InputLogSource) -> (Program, Vec<BuildProblem>) {
+        let mut trie = PathTrie::new();
+        let mut rules = Vec::new();
+        let mut problems = Vec::new();
+        let mut skipped = 0;
+        let mut patterns: Vec<String> = Vec::new();
+        let mut by_pattern: Vec<Vec<usize>> = Vec::new();
+        let mut always = Vec::new();
+        for rule in &program.rules {
+            if !input.fits(&rule.logsource) {
+                skipped += 1;
+                continue;
+            }
+            let mut keywords = false;
+            let node = match compile(&rule.expr, &mut trie, &mut keywords) {
+                Ok(n) => n,
+                Err(message) => {
+                    problems.push(BuildProblem {
+                        rule: rule.info.title.clone(),
+                        origin: rule.info.origin.clone(),
+                        message,
+                    });
+                    continue;
+                }
+            };
+            let index = rules.len();
+            match literals::required(&rule.expr) {
+                None => always.push(index),
+                Some(lits) => {
+                    for lit in lits {
+                        let id = match patterns.iter().position(|p| *p == lit) {
+                            Some(id) => id,
+                            None => {
+                                patterns.push(lit);
+                                by_pattern.push(Vec::new());
+                                patterns.len() - 1
+                            }
+                        };
+                        if !by_pattern[id].contains(&index) {
+                            by_pattern[id].push(index);
+                        }
+                    }
+                }
+            }
+            rules.push(CompiledRule {
+                info: rule.info.clone(),
+                node,
+                keywords,
+            });
+        }
+        let prefilter = if patterns.is_empty() {
+            None
+        } else {
+            AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                .build(&patterns)
+                .ok()
+        };
+        if prefilter.is_none() && !patterns.is_empty() {
+            // Could not build the automaton: evaluate everything.
+            always = (0..rules.len()).collect();
+            by_pattern.clear();
+        }
+        (
+            Program {
+                rules,
+                trie,
+                prefilter,
+                always,
+                by_pattern,
+                skipped_logsource: skipped,
+            },
+            problems,
+        )
+    }
+
+    /// Rules in the program.
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Rules left out because their logsource does not fit the input.
+    pub fn skipped_logsource(&self) -> usize {
+        self.skipped_logsource
+    }
+
+    /// Metadata of rule `i`.
+    pub fn info(&self, i: usize) -> &RuleInfo {
+        &self.rules[i].info
+    }
+
+    /// Per-thread scratch space for matching.
+    pub fn matcher(&self) -> Matcher<'_> {
+        Matcher {
+            program: self,
+            extracted: Extracted::default(),
+            candidate: vec![false; self.rules.len()],
+            list: Vec::new(),
+        }
+    }
+}
+
+/// Scratch buffers for matching records one at a time.
+pub struct Matcher<'p> {
+    program: &'p Program,
+    extracted: Extracted,
+    candidate: Vec<bool>,
+    list: Vec<usize>,
+}
+
+impl Matcher<'_> {
+    /// The indices of the rules `record` matches, ascending, into `out`.
+    pub fn matches(&mut self, record: &[u8], out: &mut Vec<usize>) -> Result<(), JsonError> {
+        out.clear();
+        let p = self.program;
+        self.list.clear();
+        self.list.extend_from_slice(&p.always);
+        if let Some(ac) = &p.prefilter {
+            if bypass_prefilter(record) {
+                self.list.clear();
+                self.list.extend(0..p.rules.len());
+            } else {
+                for m in ac.find_overlapping_iter(record) {
+                    for &r in &p.by_pattern[m.pattern().as_usize()] {
+                        if !self.candidate[r] {
+                            self.candidate[r] = true;
+                            self.list.push(r);
+                        }
+                    }
+                }
+                for &r in &self.list {
+                    self.candidate[r] = false;
+                }
+            }
+        }
+        if self.list.is_empty() {
+            // Still validate the record, so damage is never silent.
+            return json::validate(record);
+        }
+        self.list.sort_unstable();
+        self.list.dedup();
+        let leaves = self.list.iter().any(|&r| p.rules[r].keywords);
+        json::extract(record, &p.trie, leaves, &mut self.extracted)?;
+        let ctx = Ctx {
+            record,
+            ex: &self.extracted,
+        };
+        for &r in &self.list {
+            if eval(&p.rules[r].node, &ctx, &mut None) {
+                out.push(r);
+            }
+        }
+        Ok(())
+    }
+
+    /// Evaluates one rule and explains the verdict: which tests held and
+    /// which failed, on what values.
+    pub fn explain(
+        &mut self,
+        record: &[u8],
+        rule: usize,
+    ) -> Result<(bool, Vec<String>), JsonError> {
+        let p = self.program;
+        json::extract(record, &p.trie, true, &mut self.extracted)?;
+        let ctx = Ctx {
+            record,
+            ex: &self.extracted,
+        };
+        let mut trace = Some(Vec::new());
+        let Some(r) = p.rules.get(rule) else {
+            return Ok((false, Vec::new()));
+        };
+        let verdict = eval(&r.node, &ctx, &mut trace);
+        Ok((verdict, trace.unwrap_or_default()))
+    }
+}
+
+/// Records whose raw text may spell a literal differently from its decoded
+/// value (escaped ordinary characters, or characters whose lowercase is
+/// ASCII: KELVIN SIGN, LATIN CAPITAL I WITH DOT) skip the prefilter.
+fn bypass_prefilter(record: &[u8]) -> bool {
+    let mut finder = memchr::memchr3_iter(b'\\', 0xE2, 0xC4, record);
+    finder.any(|i| {
+        matches!(
+            (record[i], record.get(i + 1), record.get(i + 2)),
+            (b'\\', Some(b'u' | b'/'), _) | (0xE2, Some(0x84), Some(0xAA)) | (0xC4, Some(0xB0), _)
+        )
+    })
+}
+
+fn compile(expr: &Expr, trie: &mut PathTrie, keywords: &mut bool) -> Result<Node, String> {
+    Ok(match expr {
+        Expr::Const(b) => Node::Const(*b),
+        Expr::And(items) => Node::And(
+            items
+                .iter()
+                .map(|i| compile(i, trie, keywords))
+                .collect::<Result<_, _>>()?,
+        ),
+        Expr::Or(items) => Node::Or(
+            items
+                .iter()
+                .map(|i| compile(i, trie, keywords))
+                .collect::<Result<_, _>>()?,
+        ),
+        Expr::Not(inner) => Node::Not(Box::new(compile(inner, trie, keywords)?)),
+        Expr::Pred(pred) => {
+            let path = match &pred.field {
+                Some(f) => Some(trie.intern(f.segments())),
+                None => {
+                    *keywords = true;
+                    None
+                }
+            };
+            let check = match &pred.check {
+                Check::Null => CCheck::Null,
+                Check::Exists => CCheck::Exists,
+                Check::Str(m) => CCheck::Str(m.clone()),
+                Check::StrIn { values, cased } => CCheck::StrIn {
+                    set: values.iter().cloned().collect(),
+                    cased: *cased,
+                },
+                Check::Num { value, text } => CCheck::Num {
+                    value: *value,
+                    text: text.clone(),
+                },
+                Check::Bool(b) => CCheck::Bool(*b),
+                Check::Regex { pattern, flags } => CCheck::Regex(
+                    regex::RegexBuilder::new(pattern)
+                        .case_insensitive(flags.ignore_case)
+                        .multi_line(flags.multiline)
+                        .dot_matches_new_line(flags.dot_all)
+                        .size_limit(1 << 24)
+                        .build()
+                        .map_err(|e| {
+                            format!("regular expression `{pattern}` cannot be compiled: {e}")
+                        })?,
+                ),
+                Check::Cidr { addr, prefix } => CCheck::Cidr {
+                    addr: *addr,
+                    prefix: *prefix,
+                },
+                Check::Cmp { op, value } => CCheck::Cmp {
+                    op: *op,
+                    value: *value,
+                },
+                Check::TimePart { part, op, value } => CCheck::TimePart {
+                    part: *part,
+                    op: *op,
+                    value: *value,
+                },
+                Check::FieldRef {
+                    other,
+                    position,
+                    cased,
+                } => CCheck::FieldRef {
+                    other: trie.intern(other.segments()),
+                    position: *position,
+                    cased: *cased,
+                },
+            };
+            let label = match &pred.field {
+                Some(f) => format!("{f} {}", describe(&pred.check)),
+                None => format!("keyword {}", describe(&pred.check)),
+            };
+            Node::Test {
+                path,
+                check: Box::new(check),
+                label,
+            }
+        }
+    })
+}
+
+fn describe(check: &Check) -> String {
+    match check {
+        Check::Null => "is null/absent".into(),
+        Check::Exists => "exists".into(),
+        Check::Str(m) => {
+            let (what, s) = match &m.kind {
+                ir::StrKind::Exact(s) => ("equals", s.clone()),
+                ir::StrKind::Prefix(s) => ("starts with", s.clone()),
+                ir::StrKind::Suffix(s) => ("ends with", s.clone()),
+                ir::StrKind::Contains(s) => ("contains", s.clone()),
+                ir::StrKind::Glob(p) => ("matches", format!("{p:?}")),
+            };
+            format!("{what} {s:?}{}", if m.cased { " (cased)" } else { "" })
+        }
+        Check::StrIn { values, .. } => format!("is one of {values:?}"),
+        Check::Num { text, .. } => format!("equals {text}"),
+        Check::Bool(b) => format!("equals {b}"),
+        Check::Regex { pattern, .. } => format!("matches /{pattern}/"),
+        Check::Cidr { addr, prefix } => format!("in {addr}/{prefix}"),
+        Check::Cmp { op, value } => format!("{} {value}", op.symbol()),
+        Check::TimePart { part, op, value } => format!("{part:?} {} {value}", op.symbol()),
+        Check::FieldRef { other, .. } => format!("relates to field {other}"),
+    }
+}
+
+struct Ctx<'r> {
+    record: &'r [u8],
+    ex: &'r Extracted,
+}
+
+impl Ctx<'_> {
+    fn values(&self, path: Option<usize>) -> &[Val] {
+        match path {
+            Some(p) => self.ex.values.get(p).map(Vec::as_slice).unwrap_or(&[]),
+            None => &self.ex.leaves,
+        }
+    }
+}
+
+fn eval(node: &Node, ctx: &Ctx<'_>, trace: &mut Option<Vec<String>>) -> bool {
+    match node {
+        Node::Const(b) => *b,
+        #[allow(clippy::unnecessary_fold)] // explaining evaluates every operand
+        Node::And(items) => {
+            if trace.is_some() {
+                // Explain every operand, not just up to the first failure.
+                items.iter().fold(true, |acc, i| eval(i, ctx, trace) && acc)
+            } else {
+                items.iter().all(|i| eval(i, ctx, trace))
+            }
+        }
+        #[allow(clippy::unnecessary_fold)]
+        Node::Or(items) => {
+            if trace.is_some() {
+                items
+                    .iter()
+                    .fold(false, |acc, i| eval(i, ctx, trace) || acc)
+            } else {
+                items.iter().any(|i| eval(i, ctx, trace))
+            }
+        }
+        Node::Not(inner) => !eval(inner, ctx, trace),
+        Node::Test { path, check, label } => {
+            let values = ctx.values(*path);
+            let verdict = test(check, values, ctx);
+            if let Some(t) = trace {
+                let shown: Vec<String> = values
+                    .iter()
+                    .take(5)
+                    .map(|v| {
+                        v.text(ctx.record)
+                            .map(|s| format!("{s:?}"))
+                            .unwrap_or_else(|| "null".into())
+                    })
+                    .collect();
+                let seen = if path.is_none() {
+                    format!("{} leaves", values.len())
+                } else if shown.is_empty() {
+                    "field absent".to_string()
+                } else {
+                    format!("value {}", shown.join(", "))
+                };
+                t.push(format!(
+                    "{} {label}  ({seen})",
+                    if verdict { "held: " } else { "failed:" }
+                ));
+            }
+            verdict
+        }
+    }
+}
+
+fn test(check: &CCheck, values: &[Val], ctx: &Ctx<'_>) -> bool {
+    let record = ctx.record;
+    match check {
+        CCheck::Null => values.iter().all(|v| *v == Val::Null),
+        CCheck::Exists => values.iter().any(|v| *v != Val::Null),
+        CCheck::Str(m) => values.iter().any(|v| {
+            let Some(t) = v.text(record) else {
+                return false;
+            };
+            text::matches(m, &t)
+        }),
+        CCheck::StrIn { set, cased } => values.iter().any(|v| {
+            let Some(t) = v.text(record) else {
+                return false;
+            };
+            if *cased {
+                set.contains(t.as_ref())
+            } else {
+                set.contains(text::fold(&t).as_ref())
+            }
+        }),
+        CCheck::Num {
+            value,
+            text: rule_text,
+        } => values.iter().any(|v| match v {
+            Val::Num { .. } | Val::Str { .. } => v.text(record).is_some_and(|t| {
+                t.as_ref() == rule_text.as_str() || text::numbers_equal(&t, rule_text, *value)
+            }),
+            _ => false,
+        }),
+        CCheck::Bool(b) => values.iter().any(|v| match v {
+            Val::Bool(x) => x == b,
+            Val::Str { .. } => v
+                .text(record)
+                .is_some_and(|t| t.eq_ignore_ascii_case(if *b { "true" } else { "false" })),
+            _ => false,
+        }),
+        CCheck::Regex(re) => values
+            .iter()
+            .any(|v| v.text(record).is_some_and(|t| re.is_match(&t))),
+        CCheck::Cidr { addr, prefix } => values.iter().any(|v| {
+            matches!(v, Val::Str { .. })
+                && v.text(record)
+                    .is_some_and(|t| text::in_network(&t, *addr, *prefix))
+        }),
+        CCheck::Cmp { op, value } => values.iter().any(|v| {
+            matches!(v, Val::Num { .. } | Val::Str { .. })
+                && v.text(record)
+                    .is_some_and(|t| text::compare_text(*op, &t, *value))
+        }),
+        CCheck::TimePart { part, op, value } => values.iter().any(|v| {
+            matches!(v, Val::Str { .. })
+                && v.text(record)
+                    .and_then(|t| text::time_part(&t, *part))
+                    .is_some_and(|n| op.holds(n as f64, *value as f64))
+        }),
+        CCheck::FieldRef {
+            other,
+            position,
+            cased,
+        } => {
+            let others = ctx.values(Some(*other));
+            values.iter().any(|v| {
+                let Some(a) = v.text(record) else {
+                    return false;
+                };
+                let a = if *cased {
+                    a
+                } else {
+                    std::borrow::Cow::Owned(text::fold(&a).into_owned())
+                };
+                others.iter().any(|o| {
+                    let Some(b) = o.text(record) else {
+                        return false;
+                    };
+                    let b = if *cased {
+                        b
+                    } else {
+                        std::borrow::Cow::Owned(text::fold(&b).into_owned())
+                    };
+                    match position {
+                        Position::Equals => a == b,
+                        Position::Contains => a.contains(b.as_ref()),
+                        Position::StartsWith => a.starts_with(b.as_ref()),
+                        Position::EndsWith => a.ends_with(b.as_ref()),
+                    }
+                })
+            })
+        }
+    }
+}

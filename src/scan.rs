@@ -1,0 +1,569 @@
+//! `sigil scan`: rules over CloudTrail logs, in parallel over files and over
+//! batches of large files, with results written in input order.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::{mpsc, Condvar, Mutex};
+use std::time::Instant;
+
+use sigil_compiler::catalog::Catalog;
+use sigil_compiler::diag::Severity;
+use sigil_compiler::ir;
+use sigil_runtime::input::{self, Batch, Damage, InputSource, RecordReader};
+use sigil_runtime::json::{escape_json, Projection};
+use sigil_runtime::{InputLogSource, Program};
+
+use crate::check::{config, EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE};
+use sigil::render;
+
+/// Output formats of `scan`.
+#[derive(Clone, Copy, clap::ValueEnum, PartialEq, Eq, Debug)]
+pub enum ScanFormat {
+    /// One JSON object per detection (the machine-readable contract).
+    Jsonl,
+    /// A table for people: time, rule, level, principal, source IP, event.
+    Table,
+    /// Detections per rule.
+    Count,
+}
+
+/// Options of `scan`.
+pub struct ScanOptions {
+    pub rules: Vec<PathBuf>,
+    pub inputs: Vec<PathBuf>,
+    pub format: Option<ScanFormat>,
+    pub threads: Option<usize>,
+    pub fields: Vec<String>,
+    pub fail_on_match: bool,
+    pub placeholders: Option<PathBuf>,
+    pub logsource: Vec<String>,
+    pub quiet: bool,
+}
+
+const BATCH_BYTES: usize = 4 << 20;
+const TABLE_FIELDS: [&str; 5] = [
+    "eventTime",
+    "userIdentity.arn",
+    "sourceIPAddress",
+    "eventName",
+    "eventSource",
+];
+
+struct Shared<'a> {
+    program: &'a Program,
+    format: ScanFormat,
+    rule_json: Vec<String>,
+    projection: Option<Projection>,
+    table: Projection,
+    names: Vec<String>,
+}
+
+#[derive(Default)]
+struct Stats {
+    records: u64,
+    bytes: u64,
+    damaged: u64,
+    per_rule: Vec<u64>,
+}
+
+enum Msg {
+    Batch {
+        source: usize,
+        seq: usize,
+        out: Vec<u8>,
+        stats: Stats,
+        damage: Vec<Damage>,
+    },
+    Done {
+        source: usize,
+        batches: usize,
+    },
+    OpenFailed {
+        source: usize,
+        damage: Damage,
+    },
+}
+
+/// A counting semaphore bounding batches in flight (memory stays flat).
+struct Slots {
+    free: Mutex<usize>,
+    cv: Condvar,
+}
+
+impl Slots {
+    fn acquire(&self) {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = self.cv.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+    }
+    fn release(&self) {
+        *self.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.cv.notify_one();
+    }
+}
+
+fn parse_logsource(items: &[String]) -> Result<InputLogSource, String> {
+    if items.is_empty() {
+        return Ok(InputLogSource::default());
+    }
+    let mut ls = InputLogSource {
+        product: None,
+        service: None,
+        category: None,
+    };
+    for item in items {
+        let (k, v) = item
+            .split_once('=')
+            .ok_or_else(|| format!("`--logsource {item}`: expected KEY=VALUE"))?;
+        match k {
+            "product" => ls.product = Some(v.to_string()),
+            "service" => ls.service = Some(v.to_string()),
+            "category" => ls.category = Some(v.to_string()),
+            _ => {
+                return Err(format!(
+                    "`--logsource {item}`: key must be product, service or category"
+                ))
+            }
+        }
+    }
+    Ok(ls)
+}
+
+pub fn run(opts: ScanOptions) -> u8 {
+    let started = Instant::now();
+    let stdout_tty = std::io::stdout().is_terminal();
+    let format = opts.format.unwrap_or(if stdout_tty {
+        ScanFormat::Table
+    } else {
+        ScanFormat::Jsonl
+    });
+    let cfg = match config(opts.placeholders.clone()) {
+        Ok(c) => c,
+        Err(diags) => {
+            let _ = render::human(&mut std::io::stderr().lock(), diags.iter());
+            return EXIT_USAGE;
+        }
+    };
+    let input_ls = match parse_logsource(&opts.logsource) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let rule_paths = if opts.rules.is_empty() {
+        vec![PathBuf::from("rules")]
+    } else {
+        opts.rules.clone()
+    };
+    let catalog = Catalog::load(&rule_paths, &cfg);
+    let (ir, ir_diags) = ir::from_catalog(&catalog);
+    let mut rule_errors: Vec<_> = catalog
+        .diagnostics()
+        .iter()
+        .chain(ir_diags.iter())
+        .filter(|d| d.severity() == Severity::Error)
+        .cloned()
+        .collect();
+    rule_errors.sort_by_key(|d| (d.path().map(|p| p.to_path_buf()), d.span().map(|s| s.start)));
+    if !rule_errors.is_empty() {
+        let _ = render::human(&mut std::io::stderr().lock(), rule_errors.iter());
+        eprintln!(
+            "warning: {} rule problems above; those rules are not run (see `sigil check`)",
+            rule_errors.len()
+        );
+    }
+    let (program, problems) = Program::build(&ir, &input_ls);
+    for p in &problems {
+        eprintln!(
+            "error: rule `{}` ({}) cannot run: {}",
+            p.rule, p.origin, p.message
+        );
+    }
+    if program.rule_count() == 0 {
+        eprintln!(
+            "error: no rule to run (loaded {} rules, {} do not fit the input logsource)",
+            ir.rules.len(),
+            program.skipped_logsource()
+        );
+        return EXIT_USAGE;
+    }
+    let inputs = if opts.inputs.is_empty() {
+        if std::io::stdin().is_terminal() {
+            eprintln!(
+                "error: no input given; name files or directories, or `-` for standard input"
+            );
+            return EXIT_USAGE;
+        }
+        vec![PathBuf::from("-")]
+    } else {
+        opts.inputs.clone()
+    };
+    let discovery = input::discover(&inputs);
+    let mut io_errors = discovery.errors.len();
+    for d in &discovery.errors {
+        eprintln!("error: {}: {}", d.file, d.reason);
+    }
+    if discovery.sources.is_empty() {
+        eprintln!("error: no input files found");
+        return EXIT_USAGE;
+    }
+    let threads = opts.threads.unwrap_or(0);
+    let pool = match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: cannot start worker threads: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let rule_json: Vec<String> = (0..program.rule_count())
+        .map(|i| {
+            let info = program.info(i);
+            serde_json::json!({
+                "id": info.id, "title": info.title, "level": info.level, "tags": info.tags, "author": info.author,
+            })
+            .to_string()
+        })
+        .collect();
+    let names: Vec<String> = discovery
+        .sources
+        .iter()
+        .map(|s| match s {
+            InputSource::File(p) => p.display().to_string(),
+            InputSource::Stdin => "-".to_string(),
+        })
+        .collect();
+    let shared = Shared {
+        program: &program,
+        format,
+        rule_json,
+        projection: (!opts.fields.is_empty()).then(|| Projection::new(&opts.fields)),
+        table: Projection::new(&TABLE_FIELDS.map(String::from)),
+        names,
+    };
+    let total_threads = pool.current_num_threads();
+    let slots = Slots {
+        free: Mutex::new(total_threads * 3),
+        cv: Condvar::new(),
+    };
+    let progress = (!opts.quiet && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar
+    });
+
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let mut totals = Stats {
+        per_rule: vec![0; program.rule_count()],
+        ..Stats::default()
+    };
+    let mut damage_lines = 0u64;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    let mut broken_pipe = false;
+    if format == ScanFormat::Table {
+        let _ = writeln!(
+            out,
+            "{:<20}  {:<40}  {:<13}  {:<50}  {:<15}  EVENT",
+            "TIME", "RULE", "LEVEL", "PRINCIPAL", "SOURCE IP"
+        );
+    }
+    std::thread::scope(|scope| {
+        let shared = &shared;
+        let slots = &slots;
+        let sources = &discovery.sources;
+        scope.spawn(move || {
+            pool.install(|| {
+                use rayon::prelude::*;
+                sources
+                    .par_iter()
+                    .enumerate()
+                    .for_each_with(tx, |tx, (si, src)| {
+                        process_source(si, src, shared, slots, tx);
+                    });
+            });
+        });
+        // The writer: emits batches in (source, batch) order.
+        let mut pending: BTreeMap<(usize, usize), (Vec<u8>, Vec<Damage>)> = BTreeMap::new();
+        let mut done: HashMap<usize, usize> = HashMap::new();
+        let (mut next_source, mut next_seq) = (0usize, 0usize);
+        for msg in rx {
+            match msg {
+                Msg::Batch {
+                    source,
+                    seq,
+                    out: bytes,
+                    stats,
+                    damage,
+                } => {
+                    totals.records += stats.records;
+                    totals.bytes += stats.bytes;
+                    totals.damaged += stats.damaged;
+                    for (t, s) in totals.per_rule.iter_mut().zip(&stats.per_rule) {
+                        *t += s;
+                    }
+                    pending.insert((source, seq), (bytes, damage));
+                }
+                Msg::Done { source, batches } => {
+                    done.insert(source, batches);
+                }
+                Msg::OpenFailed { source, damage } => {
+                    io_errors += 1;
+                    pending.insert((source, 0), (Vec::new(), vec![damage]));
+                    done.insert(source, 1);
+                }
+            }
+            loop {
+                if let Some((bytes, damage)) = pending.remove(&(next_source, next_seq)) {
+                    for d in damage {
+                        damage_lines += 1;
+                        if damage_lines <= 1000 {
+                            let rec = d
+                                .record
+                                .map(|r| format!(", record {r}"))
+                                .unwrap_or_default();
+                            let msg = format!(
+                                "warning: skipped damaged input: {}: line {}, byte {}{rec}: {}",
+                                d.file, d.line, d.offset, d.reason
+                            );
+                            match &progress {
+                                Some(bar) => bar.println(msg),
+                                None => eprintln!("{msg}"),
+                            }
+                        }
+                    }
+                    if !broken_pipe && out.write_all(&bytes).is_err() {
+                        broken_pipe = true;
+                    }
+                    next_seq += 1;
+                } else if done.get(&next_source) == Some(&next_seq) {
+                    next_source += 1;
+                    next_seq = 0;
+                } else {
+                    break;
+                }
+            }
+            if let Some(bar) = &progress {
+                bar.set_message(format!(
+                    "{} records, {} MB, {} detections",
+                    totals.records,
+                    totals.bytes >> 20,
+                    totals.per_rule.iter().sum::<u64>()
+                ));
+            }
+        }
+    });
+    if let Some(bar) = &progress {
+        bar.finish_and_clear();
+    }
+    let matches: u64 = totals.per_rule.iter().sum();
+    if format == ScanFormat::Count {
+        let mut rows: Vec<(u64, usize)> = totals
+            .per_rule
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(_, c)| *c > 0)
+            .map(|(i, c)| (c, i))
+            .collect();
+        rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        for (c, i) in rows {
+            let info = program.info(i);
+            let _ = writeln!(
+                out,
+                "{c}\t{}\t{}",
+                info.id.as_deref().unwrap_or("-"),
+                info.title
+            );
+        }
+    }
+    if out.flush().is_err() {
+        broken_pipe = true;
+    }
+    if damage_lines > 1000 {
+        eprintln!(
+            "warning: {} more damaged inputs not listed",
+            damage_lines - 1000
+        );
+    }
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    if !opts.quiet {
+        eprintln!(
+            "sigil: {} files, {} records, {:.1} MB, {} damaged, {} skipped files, {} detections by {} of {} rules in {:.2}s ({:.0} records/s, {:.1} MB/s)",
+            discovery.sources.len(),
+            totals.records,
+            totals.bytes as f64 / 1e6,
+            totals.damaged,
+            discovery.skipped.len(),
+            matches,
+            totals.per_rule.iter().filter(|c| **c > 0).count(),
+            program.rule_count(),
+            secs,
+            totals.records as f64 / secs,
+            totals.bytes as f64 / 1e6 / secs
+        );
+        if format != ScanFormat::Count {
+            let mut rows: Vec<(u64, usize)> = totals
+                .per_rule
+                .iter()
+                .copied()
+                .enumerate()
+                .filter(|(_, c)| *c > 0)
+                .map(|(i, c)| (c, i))
+                .collect();
+            rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+            for (c, i) in rows.iter().take(50) {
+                eprintln!("  {c:>9}  {}", program.info(*i).title);
+            }
+        }
+    }
+    eprintln!(
+        "RESULT tool=sigil rules={} events={} matches={} seconds={:.3} eps={:.0} mbps={:.1} damaged={}",
+        program.rule_count(),
+        totals.records,
+        matches,
+        secs,
+        totals.records as f64 / secs,
+        totals.bytes as f64 / 1e6 / secs,
+        totals.damaged
+    );
+    let _ = broken_pipe;
+    if io_errors > 0 {
+        EXIT_USAGE
+    } else if opts.fail_on_match && matches > 0 {
+        EXIT_FINDINGS
+    } else {
+        EXIT_CLEAN
+    }
+}
+
+fn process_source(
+    si: usize,
+    src: &InputSource,
+    shared: &Shared<'_>,
+    slots: &Slots,
+    tx: &mpsc::Sender<Msg>,
+) {
+    let mut reader = match RecordReader::open(src) {
+        Ok(r) => r,
+        Err(damage) => {
+            let _ = tx.send(Msg::OpenFailed { source: si, damage });
+            return;
+        }
+    };
+    let mut seq = 0;
+    rayon::scope(|scope| loop {
+        slots.acquire();
+        let Some(batch) = reader.next_batch(BATCH_BYTES) else {
+            slots.release();
+            break;
+        };
+        let tx = tx.clone();
+        let this = seq;
+        scope.spawn(move |_| {
+            let (out, stats, damage) = process_batch(si, batch, shared);
+            slots.release();
+            let _ = tx.send(Msg::Batch {
+                source: si,
+                seq: this,
+                out,
+                stats,
+                damage,
+            });
+        });
+        seq += 1;
+    });
+    let _ = tx.send(Msg::Done {
+        source: si,
+        batches: seq,
+    });
+}
+
+fn process_batch(si: usize, batch: Batch, shared: &Shared<'_>) -> (Vec<u8>, Stats, Vec<Damage>) {
+    let program = shared.program;
+    let mut matcher = program.matcher();
+    let mut stats = Stats {
+        per_rule: vec![0; program.rule_count()],
+        bytes: batch.bytes_in,
+        ..Stats::default()
+    };
+    let mut damage = batch.damage;
+    stats.damaged = damage.len() as u64;
+    let mut out = Vec::new();
+    let mut hits = Vec::new();
+    let file = escape_json(&shared.names[si]);
+    for rec in &batch.records {
+        let Some(bytes) = batch.data.get(rec.start..rec.end) else {
+            continue;
+        };
+        stats.records += 1;
+        if let Err(e) = matcher.matches(bytes, &mut hits) {
+            stats.damaged += 1;
+            damage.push(Damage {
+                file: shared.names[si].clone(),
+                offset: 0,
+                line: rec.line,
+                record: Some(rec.index),
+                reason: format!(
+                    "invalid JSON at byte {} of the record: {}",
+                    e.offset, e.reason
+                ),
+            });
+            continue;
+        }
+        for &r in &hits {
+            stats.per_rule[r] += 1;
+            match shared.format {
+                ScanFormat::Jsonl => {
+                    out.extend_from_slice(b"{\"rule\":");
+                    out.extend_from_slice(shared.rule_json[r].as_bytes());
+                    out.extend_from_slice(format!(",\"source\":{{\"file\":\"{file}\",\"record\":{},\"line\":{}}},\"event\":", rec.index, rec.line).as_bytes());
+                    match &shared.projection {
+                        Some(p) => out.extend_from_slice(p.json(bytes).as_bytes()),
+                        // The record is copied as it was, not re-serialised;
+                        // only line breaks between tokens are removed so each
+                        // detection stays on one line.
+                        None if memchr::memchr2(b'\n', b'\r', bytes).is_some() => {
+                            out.extend_from_slice(sigil_runtime::json::compact(bytes).as_bytes())
+                        }
+                        None => out.extend_from_slice(bytes),
+                    }
+                    out.extend_from_slice(b"}\n");
+                }
+                ScanFormat::Table => {
+                    let t = shared.table.texts(bytes);
+                    let get = |i: usize| t.get(i).cloned().flatten().unwrap_or_else(|| "-".into());
+                    let info = program.info(r);
+                    let line = format!(
+                        "{:<20}  {:<40}  {:<13}  {:<50}  {:<15}  {}\n",
+                        truncate(&get(0), 20),
+                        truncate(&info.title, 40),
+                        info.level.as_deref().unwrap_or("-"),
+                        truncate(&get(1), 50),
+                        truncate(&get(2), 15),
+                        get(3)
+                    );
+                    out.extend_from_slice(line.as_bytes());
+                }
+                ScanFormat::Count => {}
+            }
+        }
+    }
+    (out, stats, damage)
+}
+
+fn truncate(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(width.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
