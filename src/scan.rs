@@ -92,12 +92,27 @@ struct Slots {
 }
 
 impl Slots {
+    /// Takes a slot. While none is free the worker runs queued batches
+    /// itself: with one thread, blocking here would wait for work only this
+    /// thread can do.
     fn acquire(&self) {
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        while *free == 0 {
-            free = self.cv.wait(free).unwrap_or_else(|e| e.into_inner());
+        loop {
+            {
+                let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+                if *free > 0 {
+                    *free -= 1;
+                    return;
+                }
+            }
+            if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                let free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+                if *free == 0 {
+                    let _ = self
+                        .cv
+                        .wait_timeout(free, std::time::Duration::from_millis(1));
+                }
+            }
         }
-        *free -= 1;
     }
     fn release(&self) {
         *self.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;

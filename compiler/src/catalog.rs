@@ -491,8 +491,9 @@ struct Lowered {
 
 fn lower_source(source: &Arc<Source>, config: &Config, diags: &mut Diagnostics) -> Lowered {
     let mut out = Lowered::default();
+    let mut variants = 0;
     for doc in syntax::parse(source, diags) {
-        match rule::lower(source, &doc, config, diags) {
+        match rule::lower_in_file(source, &doc, config, diags, &mut variants) {
             Some(lowered) => out.documents.push(lowered),
             None => {
                 let key = |k: &str| doc.root.get(k).and_then(|n| n.scalar_text());

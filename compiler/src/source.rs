@@ -31,12 +31,22 @@ impl Span {
     }
 }
 
+/// [`Source`] records the byte offset of every `CHAR_STEP`-th character, so
+/// converting between character columns and byte offsets walks at most this
+/// many characters however long the line (a one-line YAML flow collection
+/// yields thousands of positions on one line).
+const CHAR_STEP: usize = 64;
+
 /// One loaded rule file: its path, its text and where its lines start.
 #[derive(Debug, Clone)]
 pub struct Source {
     path: PathBuf,
     text: String,
     line_starts: Vec<usize>,
+    /// Character index of each line start.
+    line_chars: Vec<usize>,
+    /// Byte offset of characters 0, `CHAR_STEP`, 2 × `CHAR_STEP`, ...
+    char_marks: Vec<usize>,
 }
 
 /// A 1-based line and column (column counted in characters).
@@ -53,11 +63,23 @@ impl Source {
     pub fn new(path: impl Into<PathBuf>, text: impl Into<String>) -> Self {
         let text = text.into();
         let mut line_starts = vec![0];
-        line_starts.extend(memchr_newlines(&text).map(|i| i + 1));
+        let mut line_chars = vec![0];
+        let mut char_marks = Vec::new();
+        for (n, (i, c)) in text.char_indices().enumerate() {
+            if n % CHAR_STEP == 0 {
+                char_marks.push(i);
+            }
+            if c == '\n' {
+                line_starts.push(i + 1);
+                line_chars.push(n + 1);
+            }
+        }
         Source {
             path: path.into(),
             text,
             line_starts,
+            line_chars,
+            char_marks,
         }
     }
 
@@ -84,11 +106,31 @@ impl Source {
             Err(i) => i.saturating_sub(1),
         };
         let line_start = self.line_starts.get(line_idx).copied().unwrap_or(0);
-        let prefix = self.text.get(line_start..offset).unwrap_or("");
+        // An offset inside a character counts as the line start.
+        let chars = match self.text.get(line_start..offset) {
+            Some(_) => self
+                .char_index(offset)
+                .saturating_sub(self.line_chars.get(line_idx).copied().unwrap_or(0)),
+            None => 0,
+        };
         LineCol {
             line: line_idx + 1,
-            column: prefix.chars().count() + 1,
+            column: chars + 1,
         }
+    }
+
+    /// Index of the character starting at byte `offset` (a char boundary).
+    fn char_index(&self, offset: usize) -> usize {
+        let Some(step) = self
+            .char_marks
+            .partition_point(|&m| m <= offset)
+            .checked_sub(1)
+        else {
+            return 0;
+        };
+        let mark = self.char_marks.get(step).copied().unwrap_or(0);
+        let within = self.text.get(mark..offset).map_or(0, |s| s.chars().count());
+        step * CHAR_STEP + within
     }
 
     /// The text of a 1-based line, without its line break.
@@ -110,24 +152,18 @@ impl Source {
     /// Byte offset of a 1-based line and a 0-based character column, as YAML
     /// parsers report positions in characters.
     pub fn offset_of(&self, line: usize, char_col: usize) -> usize {
-        let Some(&start) = self.line_starts.get(line.wrapping_sub(1)) else {
+        let Some(&first) = self.line_chars.get(line.wrapping_sub(1)) else {
             return self.text.len();
         };
-        let rest = self.text.get(start..).unwrap_or("");
-        let within: usize = rest
-            .char_indices()
-            .nth(char_col)
-            .map(|(i, _)| i)
-            .unwrap_or(rest.len());
-        start + within
+        let index = first.saturating_add(char_col);
+        let Some(&mark) = self.char_marks.get(index / CHAR_STEP) else {
+            return self.text.len();
+        };
+        self.text
+            .get(mark..)
+            .and_then(|rest| rest.char_indices().nth(index % CHAR_STEP))
+            .map_or(self.text.len(), |(i, _)| mark + i)
     }
-}
-
-fn memchr_newlines(text: &str) -> impl Iterator<Item = usize> + '_ {
-    text.bytes()
-        .enumerate()
-        .filter(|(_, b)| *b == b'\n')
-        .map(|(i, _)| i)
 }
 
 #[cfg(test)]

@@ -410,8 +410,8 @@ codes! {
         fix: "give the value the modifier expects",
     }
     EXPANSION_TOO_LARGE = "S417" "expansion-too-large" Error {
-        summary: "a value would expand into more than 4,096 variants",
-        why: "windash and base64offset multiply values; the bound keeps one rule from exhausting memory",
+        summary: "a value would expand into more than 4,096 variants, or the values of one file into more than 65,536",
+        why: "windash and base64offset multiply values; the bounds keep one rule file from exhausting memory",
         example: "CommandLine|windash|contains: '-a -b -c -d -e -f'",
         fix: "split the value, or match fewer flags at once",
     }

@@ -130,6 +130,11 @@ pub(crate) fn lower(key: &Node, node: &Node, ctx: &mut Ctx<'_>) -> Option<Detect
                     key.span,
                     format!("search identifier `{name}` has no body"),
                 );
+                identifiers.push(Identifier {
+                    name,
+                    span: key.span,
+                    search: Search::AnyOf(Vec::new()),
+                });
                 ok = false;
             }
             _ => match lower_search(value, ctx, 0) {
@@ -138,7 +143,16 @@ pub(crate) fn lower(key: &Node, node: &Node, ctx: &mut Ctx<'_>) -> Option<Detect
                     span: key.span,
                     search,
                 }),
-                None => ok = false,
+                None => {
+                    // Poisoned: the name stays defined so the condition is
+                    // still checked without follow-on "undefined" errors.
+                    identifiers.push(Identifier {
+                        name,
+                        span: key.span,
+                        search: Search::AnyOf(Vec::new()),
+                    });
+                    ok = false;
+                }
             },
         }
     }
@@ -172,6 +186,7 @@ pub(crate) fn lower(key: &Node, node: &Node, ctx: &mut Ctx<'_>) -> Option<Detect
         identifiers,
         conditions: Vec::new(),
     };
+    let mut conditions_ok = true;
     for cn in condition_nodes {
         let Some(text) = cn.as_str() else {
             if cn.kind == NodeKind::Null {
@@ -183,18 +198,18 @@ pub(crate) fn lower(key: &Node, node: &Node, ctx: &mut Ctx<'_>) -> Option<Detect
             } else {
                 ctx.wrong_type("condition", "a string", cn);
             }
-            ok = false;
+            conditions_ok = false;
             continue;
         };
         match parse_condition(text, cn, ctx) {
             Some(expr) => detection.conditions.push(expr),
-            None => ok = false,
+            None => conditions_ok = false,
         }
     }
-    if !ok {
+    if !conditions_ok {
         return None;
     }
-    if !check_references(&detection, ctx) {
+    if !check_references(&detection, ctx) || !ok {
         return None;
     }
     Some(detection)

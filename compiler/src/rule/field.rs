@@ -1,5 +1,6 @@
 //! One detection item (`field|mod|mod: value(s)`) lowered into typed tests.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 use base64::Engine as _;
@@ -14,6 +15,11 @@ use super::Ctx;
 
 /// Most variants one value may expand into (windash, base64offset, expand).
 pub const MAX_VARIANTS: usize = 4096;
+
+/// Most variants, beyond the first of each value, that all values of one file
+/// may expand into together: without it, many values of a few bytes each
+/// multiply memory without bound.
+pub const MAX_FILE_VARIANTS: usize = 65_536;
 
 /// How the values of one item combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -641,6 +647,14 @@ fn lower_value(
         }
         _ => Pattern::literal(&node.scalar_text().unwrap_or_default()),
     };
+    // Once the file is over its bound, expanding another value is wasted work.
+    let expands = mods
+        .iter()
+        .any(|m| matches!(m, Windash | Base64Offset | Expand));
+    if expands && *ctx.variants > MAX_FILE_VARIANTS {
+        file_too_large(node, ctx);
+        return None;
+    }
     let mut work = vec![Work::Text(start)];
     for &m in mods {
         work = match apply(m, work, node, ctx)? {
@@ -659,18 +673,37 @@ fn lower_value(
         };
     }
     let mut tests: Vec<Test> = Vec::new();
+    // Up to MAX_VARIANTS patterns: deduplicate by hash, not pairwise.
+    let mut seen = HashSet::new();
     for w in work {
         let mut pattern = w.into_pattern();
         // A keyword is a substring search over the event's values (docs/semantics.md).
         if keyword && position == Position::Equals {
             pattern = pattern.contains();
         }
-        let t = Test::Text { pattern, cased };
-        if !tests.contains(&t) {
-            tests.push(t);
+        if seen.insert(pattern.clone()) {
+            tests.push(Test::Text { pattern, cased });
         }
     }
+    *ctx.variants = ctx.variants.saturating_add(tests.len().saturating_sub(1));
+    if tests.len() > 1 && *ctx.variants > MAX_FILE_VARIANTS {
+        file_too_large(node, ctx);
+        return None;
+    }
     Some(tests)
+}
+
+fn file_too_large(node: &Node, ctx: &mut Ctx<'_>) {
+    let d = ctx
+        .diag(
+            codes::EXPANSION_TOO_LARGE,
+            node.span,
+            format!(
+                "the values of this file expand into more than {MAX_FILE_VARIANTS} variants together"
+            ),
+        )
+        .with_help("split the rule into several files, or match fewer variants");
+    ctx.report(d);
 }
 
 fn lint_string(node: &Node, s: &str, mods: &[Modifier], keyword: bool, ctx: &mut Ctx<'_>) {

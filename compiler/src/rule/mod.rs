@@ -78,6 +78,9 @@ pub(crate) struct Ctx<'a> {
     pub diags: &'a mut Diagnostics,
     pub config: &'a Config,
     errors: usize,
+    /// Value variants beyond the first of each value, so far in this file
+    /// (bounded by `field::MAX_FILE_VARIANTS`).
+    pub variants: &'a mut usize,
 }
 
 impl Ctx<'_> {
@@ -118,11 +121,25 @@ pub fn lower(
     config: &Config,
     diags: &mut Diagnostics,
 ) -> Option<RuleDocument> {
+    lower_in_file(source, doc, config, diags, &mut 0)
+}
+
+/// [`lower`] for one of the documents of a file: `variants` carries the
+/// count of value variants from document to document, so the bound on them
+/// holds for the whole file.
+pub(crate) fn lower_in_file(
+    source: &Arc<Source>,
+    doc: &SyntaxDocument,
+    config: &Config,
+    diags: &mut Diagnostics,
+    variants: &mut usize,
+) -> Option<RuleDocument> {
     let mut ctx = Ctx {
         source,
         diags,
         config,
         errors: 0,
+        variants,
     };
     if doc.damaged {
         // Part of the document was dropped by the YAML stage (reported there);
@@ -185,7 +202,7 @@ pub fn lower(
             None
         }
     };
-    if ctx.errors > 0 {
+    if ctx.errors > 0 || doc.has_errors {
         None
     } else {
         lowered

@@ -14,7 +14,8 @@ pub const MAX_FILE_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 /// YAML nesting deeper than this is refused.
 pub const MAX_DEPTH: usize = 64;
-/// Alias expansion may not create more nodes than this in one document.
+/// Alias expansion may not create more nodes than this in one file (not per
+/// document, or a file of many small documents would multiply it).
 const MAX_ALIAS_NODES: usize = 100_000;
 
 /// One YAML document of a file.
@@ -28,6 +29,10 @@ pub struct Document {
     /// long) and replaced by a null: the error is reported, and the document
     /// must not be lowered as if the null had been written.
     pub damaged: bool,
+    /// True when the YAML stage reported an error in this document (a
+    /// duplicate key): it is still lowered, to report every problem, but not
+    /// used.
+    pub has_errors: bool,
 }
 
 /// A YAML node with the span of its source text.
@@ -177,6 +182,7 @@ pub fn parse(source: &Arc<Source>, diags: &mut Diagnostics) -> Vec<Document> {
         alias_budget: MAX_ALIAS_NODES,
         too_deep_reported: false,
         damaged: false,
+        has_errors: false,
     };
     let mut parser = Parser::new_from_str(text);
     loop {
@@ -231,6 +237,8 @@ struct Builder<'a> {
     too_deep_reported: bool,
     /// A value of the document being built was replaced by a stand-in.
     damaged: bool,
+    /// An error was reported in the document being built.
+    has_errors: bool,
 }
 
 impl Builder<'_> {
@@ -323,8 +331,8 @@ impl Builder<'_> {
             Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
             Event::DocumentStart(_) => {
                 self.anchors.clear();
-                self.alias_budget = MAX_ALIAS_NODES;
                 self.damaged = false;
+                self.has_errors = false;
             }
             Event::DocumentEnd => {}
             Event::Scalar(value, style, anchor, tag) => {
@@ -462,7 +470,7 @@ impl Builder<'_> {
                         Diagnostic::new(
                             codes::ALIAS,
                             format!(
-                                "aliases expand to more than {MAX_ALIAS_NODES} nodes in one document"
+                                "aliases expand to more than {MAX_ALIAS_NODES} nodes in one file"
                             ),
                         )
                         .at(self.source, span),
@@ -529,6 +537,7 @@ impl Builder<'_> {
                 continue;
             };
             if let Some(first) = seen.get(&text) {
+                self.has_errors = true;
                 self.diags.push(
                     Diagnostic::new(codes::DUPLICATE_KEY, format!("duplicate key `{text}`"))
                         .at(self.source, key.span)
@@ -552,6 +561,7 @@ impl Builder<'_> {
                     root: node,
                     index,
                     damaged: self.damaged,
+                    has_errors: self.has_errors,
                 });
             }
             Some(Frame::Seq { items, .. }) => items.push(node),

@@ -785,6 +785,9 @@ fn throughput() {
     for _ in 0..3 {
         let start = std::time::Instant::now();
         let found = discover(&[PathBuf::from(&path)]);
+        for (p, why) in found.skipped.iter().take(5) {
+            eprintln!("  skipped {}: {why}", p.display());
+        }
         let (mut records, mut damage, mut bytes, mut raw) = (0u64, 0usize, 0u64, 0u64);
         for source in &found.sources {
             let mut r = RecordReader::open(source).unwrap();
@@ -793,6 +796,9 @@ fn throughput() {
                 damage += b.damage.len();
                 bytes += b.bytes_in;
                 raw += b.raw_bytes_in;
+                for d in b.damage.iter().take(5) {
+                    eprintln!("  {d}");
+                }
             }
         }
         let secs = start.elapsed().as_secs_f64();
@@ -806,4 +812,12 @@ fn throughput() {
             records as f64 / secs
         );
     }
+}
+
+#[test]
+fn reader_can_move_to_another_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<RecordReader>();
+    assert_send::<Batch>();
+    assert_send::<Discovery>();
 }

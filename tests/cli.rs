@@ -1,0 +1,149 @@
+//! End-to-end tests of the `sigil` binary: exit codes, output formats.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn sigil(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sigil"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run sigil")
+}
+
+fn temp_rule(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sigil-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.yml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const BAD: &str = "title: Bad\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  sel:\n    eventName|contain: x\n  condition: sel and not filter\n";
+
+#[test]
+fn check_exit_codes() {
+    assert_eq!(sigil(&["check", "rules"]).status.code(), Some(0));
+    let bad = temp_rule("bad", BAD);
+    assert_eq!(
+        sigil(&["check", bad.to_str().unwrap()]).status.code(),
+        Some(1)
+    );
+    assert_eq!(
+        sigil(&["check", "/nonexistent/path/to/rules"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        sigil(&["check", "--format", "nonsense", "rules"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn check_json_has_the_contract_fields() {
+    let bad = temp_rule("json", BAD);
+    let out = sigil(&["check", "--format", "json", bad.to_str().unwrap()]);
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for d in &lines {
+        for key in [
+            "code",
+            "severity",
+            "message",
+            "file",
+            "line",
+            "column",
+            "end_line",
+            "end_column",
+            "help",
+        ] {
+            assert!(d.get(key).is_some(), "missing {key} in {d}");
+        }
+    }
+    assert_eq!(lines[0]["code"], "S400");
+    assert_eq!(lines[0]["line"], 5);
+    assert_eq!(lines[1]["code"], "S402");
+    assert_eq!(lines[1]["line"], 6);
+    assert_eq!(lines[1]["column"], 26);
+}
+
+#[test]
+fn check_sarif_is_code_scanning_shaped() {
+    let bad = temp_rule("sarif", BAD);
+    let out = sigil(&["check", "--format", "sarif", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let log: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(log["version"], "2.1.0");
+    let run = &log["runs"][0];
+    let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+    assert!(rules
+        .iter()
+        .any(|r| r["id"] == "S402" && r["shortDescription"]["text"].is_string()));
+    let results = run["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    let r = &results[1];
+    assert_eq!(r["ruleId"], "S402");
+    assert_eq!(r["level"], "error");
+    assert_eq!(
+        rules[r["ruleIndex"].as_u64().unwrap() as usize]["id"],
+        "S402"
+    );
+    let region = &r["locations"][0]["physicalLocation"]["region"];
+    assert_eq!(region["startLine"], 6);
+    assert_eq!(region["startColumn"], 26);
+    assert!(
+        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("sarif.yml")
+    );
+}
+
+#[test]
+fn check_human_shows_a_caret_snippet() {
+    let bad = temp_rule("human", BAD);
+    let out = sigil(&["check", "--format", "human", bad.to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("error[S402]: condition refers to undefined identifier `filter`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("6 |   condition: sel and not filter"),
+        "{text}"
+    );
+    assert!(text.contains("^^^^^^"), "{text}");
+}
+
+#[test]
+fn explain_prints_the_condition_tree() {
+    let out = sigil(&[
+        "explain",
+        "rules/aws/cloudtrail/cloudtrail_stop_logging.yml",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    insta::assert_snapshot!("explain_stop_logging", text);
+}
+
+#[test]
+fn explain_makes_precedence_explicit() {
+    let rule = temp_rule(
+        "prec",
+        "title: Precedence\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  a: {eventName: A}\n  b: {eventName: B}\n  filter_1: {userAgent|contains: x}\n  condition: a or b and not 1 of filter_*\n",
+    );
+    let out = sigil(&["explain", rule.to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("condition: (a or (b and not 1 of filter_*))"),
+        "{text}"
+    );
+}
