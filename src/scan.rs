@@ -198,6 +198,9 @@ pub fn run(opts: ScanOptions) -> u8 {
             p.rule, p.origin, p.message
         );
     }
+    if std::env::var_os("SIGIL_PLAN").is_some() {
+        eprint!("{}", program.plan());
+    }
     if program.rule_count() == 0 {
         eprintln!(
             "error: no rule to run (loaded {} rules, {} do not fit the input logsource)",
@@ -293,18 +296,29 @@ pub fn run(opts: ScanOptions) -> u8 {
         let shared = &shared;
         let slots = &slots;
         let sources = &discovery.sources;
+        let next_source = std::sync::atomic::AtomicUsize::new(0);
+        let workers = pool.current_num_threads();
         scope.spawn(move || {
+            // Each worker takes the next file in order, so files finish
+            // roughly in order and the ordered writer buffers little; the
+            // batches of a large file spread over all workers.
             pool.install(|| {
-                use rayon::prelude::*;
-                sources
-                    .par_iter()
-                    .enumerate()
-                    .for_each_with(tx, |tx, (si, src)| {
-                        process_source(si, src, shared, slots, tx);
-                    });
+                rayon::scope(|rs| {
+                    for _ in 0..workers {
+                        let tx = tx.clone();
+                        let next_source = &next_source;
+                        rs.spawn(move |rs| loop {
+                            let si = next_source.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(src) = sources.get(si) else { break };
+                            process_source(si, src, shared, slots, &tx, rs);
+                        });
+                    }
+                });
             });
         });
         // The writer: emits batches in (source, batch) order.
+        let mut slot_batches: std::collections::HashSet<(usize, usize)> =
+            std::collections::HashSet::new();
         let mut pending: BTreeMap<(usize, usize), (Vec<u8>, Vec<Damage>)> = BTreeMap::new();
         let mut done: HashMap<usize, usize> = HashMap::new();
         let (mut next_source, mut next_seq) = (0usize, 0usize);
@@ -317,6 +331,7 @@ pub fn run(opts: ScanOptions) -> u8 {
                     stats,
                     damage,
                 } => {
+                    slot_batches.insert((source, seq));
                     totals.records += stats.records;
                     totals.bytes += stats.bytes;
                     totals.damaged += stats.damaged;
@@ -336,6 +351,9 @@ pub fn run(opts: ScanOptions) -> u8 {
             }
             loop {
                 if let Some((bytes, damage)) = pending.remove(&(next_source, next_seq)) {
+                    if slot_batches.remove(&(next_source, next_seq)) {
+                        slots.release();
+                    }
                     for d in damage {
                         damage_lines += 1;
                         if damage_lines <= 1000 {
@@ -458,12 +476,13 @@ pub fn run(opts: ScanOptions) -> u8 {
     }
 }
 
-fn process_source(
+fn process_source<'s>(
     si: usize,
     src: &InputSource,
-    shared: &Shared<'_>,
-    slots: &Slots,
+    shared: &'s Shared<'s>,
+    slots: &'s Slots,
     tx: &mpsc::Sender<Msg>,
+    scope: &rayon::Scope<'s>,
 ) {
     let mut reader = match RecordReader::open(src) {
         Ok(r) => r,
@@ -473,7 +492,10 @@ fn process_source(
         }
     };
     let mut seq = 0;
-    rayon::scope(|scope| loop {
+    loop {
+        // The writer frees the slot once the batch is written: at most
+        // `slots` batches are read, in flight or waiting to be written, so
+        // memory stays flat whatever the input size.
         slots.acquire();
         let Some(batch) = reader.next_batch(BATCH_BYTES) else {
             slots.release();
@@ -483,7 +505,6 @@ fn process_source(
         let this = seq;
         scope.spawn(move |_| {
             let (out, stats, damage) = process_batch(si, batch, shared);
-            slots.release();
             let _ = tx.send(Msg::Batch {
                 source: si,
                 seq: this,
@@ -493,7 +514,7 @@ fn process_source(
             });
         });
         seq += 1;
-    });
+    }
     let _ = tx.send(Msg::Done {
         source: si,
         batches: seq,
@@ -502,7 +523,7 @@ fn process_source(
 
 fn process_batch(si: usize, batch: Batch, shared: &Shared<'_>) -> (Vec<u8>, Stats, Vec<Damage>) {
     let program = shared.program;
-    let mut matcher = program.matcher();
+    let mut matcher = program.matcher().assume_valid_json();
     let mut stats = Stats {
         per_rule: vec![0; program.rule_count()],
         bytes: batch.bytes_in,

@@ -179,6 +179,19 @@ pub fn extract(
     leaves: bool,
     out: &mut Extracted,
 ) -> Result<(), JsonError> {
+    extract_with(record, trie, leaves, false, out)
+}
+
+/// As [`extract`]; with `validated` true the record is known to be valid JSON
+/// (the record reader checked its grammar), so subtrees no rule reads are
+/// skipped by bracket counting instead of being tokenised.
+pub fn extract_with(
+    record: &[u8],
+    trie: &PathTrie,
+    leaves: bool,
+    validated: bool,
+    out: &mut Extracted,
+) -> Result<(), JsonError> {
     if record.len() > u32::MAX as usize {
         return Err(JsonError {
             offset: 0,
@@ -192,6 +205,7 @@ pub fn extract(
         trie,
         out,
         leaves,
+        skip: validated && !leaves,
     };
     w.ws();
     if w.peek() != Some(b'{') {
@@ -218,6 +232,8 @@ struct Walker<'a, 't, 'o> {
     trie: &'t PathTrie,
     out: &'o mut Extracted,
     leaves: bool,
+    /// Skip unread subtrees without tokenising (input already validated).
+    skip: bool,
 }
 
 impl<'a> Walker<'a, '_, '_> {
@@ -257,6 +273,9 @@ impl<'a> Walker<'a, '_, '_> {
         }
         self.ws();
         let start = self.pos;
+        if node.is_none() && self.skip && matches!(self.peek(), Some(b'{' | b'[')) {
+            return self.skip_container();
+        }
         match self.peek() {
             Some(b'{') => {
                 self.pos += 1;
@@ -349,6 +368,30 @@ impl<'a> Walker<'a, '_, '_> {
             None => return Err(self.err("unexpected end of record")),
         }
         Ok(())
+    }
+
+    /// Skips a valid object or array: counts brackets outside strings.
+    fn skip_container(&mut self) -> Result<(), JsonError> {
+        let mut depth = 0usize;
+        while let Some(&c) = self.b.get(self.pos) {
+            match c {
+                b'"' => {
+                    self.string()?;
+                    continue;
+                }
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        self.pos += 1;
+                        return Ok(());
+                    }
+                }
+                _ => {}
+            }
+            self.pos += 1;
+        }
+        Err(self.err("unexpected end of record"))
     }
 
     fn literal(

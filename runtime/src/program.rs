@@ -2,7 +2,7 @@
 //! interned in one trie, regular expressions compiled, exact-value sets
 //! hashed, and an Aho-Corasick prefilter over every rule's necessary literals.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use sigil_compiler::ir::{self, literals, Check, Expr, RuleInfo, StrMatch};
@@ -63,10 +63,20 @@ pub struct Program {
     rules: Vec<CompiledRule>,
     trie: PathTrie,
     prefilter: Option<AhoCorasick>,
+    /// Whether the prefilter must search overlapping matches.
+    overlapping: bool,
     /// Rules to evaluate on every record (no necessary literal).
     always: Vec<usize>,
     /// For each prefilter pattern, the rules it admits.
     by_pattern: Vec<Vec<usize>>,
+    patterns: Vec<String>,
+    /// Rules that require `eventName` to be one of some values, by the
+    /// lower-cased value: looked up from the raw record, no parsing.
+    by_event_name: HashMap<String, Vec<usize>>,
+    /// Every rule in `by_event_name`, for records where the raw lookup is
+    /// not safe.
+    dispatched: Vec<usize>,
+    event_name_key: memchr::memmem::Finder<'static>,
     skipped_logsource: usize,
 }
 
@@ -135,6 +145,8 @@ impl Program {
         let mut patterns: Vec<String> = Vec::new();
         let mut by_pattern: Vec<Vec<usize>> = Vec::new();
         let mut always = Vec::new();
+        let mut by_event_name: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut dispatched = Vec::new();
         for rule in &program.rules {
             if !input.fits(&rule.logsource) {
                 skipped += 1;
@@ -153,20 +165,30 @@ impl Program {
                 }
             };
             let index = rules.len();
-            match literals::required(&rule.expr) {
-                None => always.push(index),
-                Some(lits) => {
-                    for lit in lits {
-                        let id = match patterns.iter().position(|p| *p == lit) {
-                            Some(id) => id,
-                            None => {
-                                patterns.push(lit);
-                                by_pattern.push(Vec::new());
-                                patterns.len() - 1
+            if let Some(names) = event_names(&rule.expr) {
+                for name in names {
+                    let list = by_event_name.entry(name).or_default();
+                    if !list.contains(&index) {
+                        list.push(index);
+                    }
+                }
+                dispatched.push(index);
+            } else {
+                match literals::required(&rule.expr) {
+                    None => always.push(index),
+                    Some(lits) => {
+                        for lit in lits {
+                            let id = match patterns.iter().position(|p| *p == lit) {
+                                Some(id) => id,
+                                None => {
+                                    patterns.push(lit);
+                                    by_pattern.push(Vec::new());
+                                    patterns.len() - 1
+                                }
+                            };
+                            if !by_pattern[id].contains(&index) {
+                                by_pattern[id].push(index);
                             }
-                        };
-                        if !by_pattern[id].contains(&index) {
-                            by_pattern[id].push(index);
                         }
                     }
                 }
@@ -177,34 +199,92 @@ impl Program {
                 keywords,
             });
         }
-        let prefilter = if patterns.is_empty() {
+        let overlapping = !overlap_free(&patterns);
+        let prefilter = if patterns.is_empty() || !always.is_empty() {
+            // With a rule to evaluate on every record, every record is
+            // parsed anyway, and evaluating the prefiltered rules costs less
+            // than scanning for their literals.
+            always.extend(by_pattern.drain(..).flatten());
+            always.sort_unstable();
+            always.dedup();
+            patterns.clear();
             None
-        } else {
-            // A full DFA: overlapping search must report every literal, and
-            // the DFA is the fastest automaton for it at catalog sizes.
+        } else if overlapping {
+            // Overlapping literals need an overlapping search (a full DFA,
+            // the fastest automaton for it) so none hides another.
             AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
                 .match_kind(MatchKind::Standard)
                 .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                 .build(&patterns)
                 .ok()
+        } else {
+            // No literal can overlap another, so a plain leftmost search
+            // (which uses the SIMD prefilters) still reports every literal
+            // that occurs.
+            AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::LeftmostFirst)
+                .build(&patterns)
+                .ok()
         };
         if prefilter.is_none() && !patterns.is_empty() {
-            // Could not build the automaton: evaluate everything.
-            always = (0..rules.len()).collect();
-            by_pattern.clear();
+            // Could not build the automaton: evaluate those rules always.
+            always.extend(by_pattern.drain(..).flatten());
+            always.sort_unstable();
+            always.dedup();
         }
         (
             Program {
                 rules,
                 trie,
                 prefilter,
+                overlapping,
                 always,
                 by_pattern,
+                patterns,
+                by_event_name,
+                dispatched,
+                event_name_key: memchr::memmem::Finder::new(b"\"eventName\"").into_owned(),
                 skipped_logsource: skipped,
             },
             problems,
         )
+    }
+
+    /// How rules are dispatched: by `eventName` table, by literal prefilter,
+    /// or evaluated on every record (for `sigil scan --plan`).
+    pub fn plan(&self) -> String {
+        let mut out = format!(
+            "{} rules: {} dispatched by eventName ({} names), {} by literal prefilter ({} literals), {} on every record\n",
+            self.rules.len(),
+            self.dispatched.len(),
+            self.by_event_name.len(),
+            self.by_pattern.iter().flatten().collect::<HashSet<_>>().len(),
+            self.by_pattern.len(),
+            self.always.len()
+        );
+        let mut lits: Vec<(usize, &Vec<usize>)> = self.by_pattern.iter().enumerate().collect();
+        if self.overlapping {
+            out.push_str("  (literals overlap: overlapping search)\n");
+        }
+        lits.sort_by_key(|(i, _)| *i);
+        for (i, rules) in lits {
+            let pattern = self
+                .prefilter
+                .as_ref()
+                .map(|_| self.patterns.get(i).cloned().unwrap_or_default())
+                .unwrap_or_default();
+            let names: Vec<&str> = rules
+                .iter()
+                .map(|&r| self.rules[r].info.title.as_str())
+                .collect();
+            out.push_str(&format!("  literal {pattern:?}: {}\n", names.join("; ")));
+        }
+        for &r in &self.always {
+            out.push_str(&format!("  every record: {}\n", self.rules[r].info.title));
+        }
+        out
     }
 
     /// Rules in the program.
@@ -229,6 +309,7 @@ impl Program {
             extracted: Extracted::default(),
             candidate: vec![false; self.rules.len()],
             list: Vec::new(),
+            validated: false,
         }
     }
 }
@@ -239,27 +320,56 @@ pub struct Matcher<'p> {
     extracted: Extracted,
     candidate: Vec<bool>,
     list: Vec<usize>,
+    validated: bool,
 }
 
 impl Matcher<'_> {
+    /// Declares that records given to [`Matcher::matches`] are already known
+    /// to be valid JSON (the record reader checks every record's grammar),
+    /// so fields no rule reads are skipped instead of tokenised.
+    pub fn assume_valid_json(mut self) -> Self {
+        self.validated = true;
+        self
+    }
+
     /// The indices of the rules `record` matches, ascending, into `out`.
     pub fn matches(&mut self, record: &[u8], out: &mut Vec<usize>) -> Result<(), JsonError> {
         out.clear();
         let p = self.program;
         self.list.clear();
         self.list.extend_from_slice(&p.always);
-        if let Some(ac) = &p.prefilter {
-            if bypass_prefilter(record) {
-                self.list.clear();
-                self.list.extend(0..p.rules.len());
-            } else {
-                for m in ac.find_overlapping_iter(record) {
-                    for &r in &p.by_pattern[m.pattern().as_usize()] {
+        let bypass =
+            (p.prefilter.is_some() || !p.dispatched.is_empty()) && bypass_prefilter(record);
+        if bypass {
+            self.list.clear();
+            self.list.extend(0..p.rules.len());
+        } else {
+            if !p.dispatched.is_empty() {
+                match raw_event_name(record, &p.event_name_key) {
+                    RawEventName::Absent => {}
+                    RawEventName::Value(name) => {
+                        if let Some(rules) = p.by_event_name.get(text::fold(name).as_ref()) {
+                            self.list.extend_from_slice(rules);
+                        }
+                    }
+                    RawEventName::Unsure => self.list.extend_from_slice(&p.dispatched),
+                }
+            }
+            if let Some(ac) = &p.prefilter {
+                let mut admit = |pattern: usize| {
+                    for &r in &p.by_pattern[pattern] {
                         if !self.candidate[r] {
                             self.candidate[r] = true;
                             self.list.push(r);
                         }
                     }
+                };
+                if p.overlapping {
+                    ac.find_overlapping_iter(record)
+                        .for_each(|m| admit(m.pattern().as_usize()));
+                } else {
+                    ac.find_iter(record)
+                        .for_each(|m| admit(m.pattern().as_usize()));
                 }
                 for &r in &self.list {
                     self.candidate[r] = false;
@@ -273,7 +383,7 @@ impl Matcher<'_> {
         self.list.sort_unstable();
         self.list.dedup();
         let leaves = self.list.iter().any(|&r| p.rules[r].keywords);
-        json::extract(record, &p.trie, leaves, &mut self.extracted)?;
+        json::extract_with(record, &p.trie, leaves, self.validated, &mut self.extracted)?;
         let ctx = Ctx {
             record,
             ex: &self.extracted,
@@ -305,6 +415,105 @@ impl Matcher<'_> {
         };
         let verdict = eval(&r.node, &ctx, &mut trace);
         Ok((verdict, trace.unwrap_or_default()))
+    }
+}
+
+/// True when no literal can overlap another in a text (no literal contains
+/// another, no suffix of one is a prefix of another): then a non-overlapping
+/// search finds at least one occurrence of every literal that occurs.
+fn overlap_free(patterns: &[String]) -> bool {
+    for (i, a) in patterns.iter().enumerate() {
+        for (j, b) in patterns.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            if a.contains(b.as_str()) {
+                return false;
+            }
+            let max = a.len().min(b.len());
+            if (1..max).any(|k| a.as_bytes()[a.len() - k..] == b.as_bytes()[..k]) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+enum RawEventName<'r> {
+    Absent,
+    Value(&'r str),
+    Unsure,
+}
+
+/// Reads the `eventName` string straight from the raw record. Safe only when
+/// the key occurs exactly once: then, if the record has a top-level
+/// `eventName`, this is it; if it has none, no dispatched rule can match
+/// anyway. Anything unusual (a second occurrence, a non-string or escaped
+/// value) answers `Unsure`, and every dispatched rule is evaluated.
+fn raw_event_name<'r>(record: &'r [u8], key: &memchr::memmem::Finder<'_>) -> RawEventName<'r> {
+    let Some(at) = key.find(record) else {
+        return RawEventName::Absent;
+    };
+    let after = at + key.needle().len();
+    if key.find(&record[after..]).is_some() {
+        return RawEventName::Unsure;
+    }
+    let mut i = after;
+    let skip_ws = |i: &mut usize| {
+        while matches!(record.get(*i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            *i += 1;
+        }
+    };
+    skip_ws(&mut i);
+    if record.get(i) != Some(&b':') {
+        // The text was a value, not a key: no key `eventName` exists.
+        return RawEventName::Unsure;
+    }
+    i += 1;
+    skip_ws(&mut i);
+    if record.get(i) != Some(&b'"') {
+        return RawEventName::Unsure;
+    }
+    let start = i + 1;
+    let Some(len) = memchr::memchr2(b'"', b'\\', &record[start..]) else {
+        return RawEventName::Unsure;
+    };
+    if record[start + len] != b'"' {
+        return RawEventName::Unsure;
+    }
+    match std::str::from_utf8(&record[start..start + len]) {
+        Ok(v) => RawEventName::Value(v),
+        Err(_) => RawEventName::Unsure,
+    }
+}
+
+/// The `eventName` values a rule requires (case-insensitively), when its
+/// condition makes one of them necessary.
+fn event_names(expr: &Expr) -> Option<Vec<String>> {
+    match expr {
+        Expr::Pred(ir::Pred {
+            field: Some(f),
+            check,
+        }) if f.as_str() == "eventName" => match check {
+            Check::Str(StrMatch {
+                kind: ir::StrKind::Exact(v),
+                cased: false,
+            }) => Some(vec![v.clone()]),
+            Check::StrIn {
+                values,
+                cased: false,
+            } => Some(values.clone()),
+            _ => None,
+        },
+        Expr::And(items) => items.iter().find_map(event_names),
+        Expr::Or(items) => {
+            let mut all = Vec::new();
+            for i in items {
+                all.extend(event_names(i)?);
+            }
+            Some(all)
+        }
+        _ => None,
     }
 }
 
