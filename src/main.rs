@@ -2,7 +2,11 @@
 //! logic lives in `sigil-compiler` and `sigil-runtime`.
 
 mod check;
+mod convert;
+mod correlation;
+mod coverage;
 mod scan;
+mod test_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,8 +39,9 @@ enum Command {
     },
     /// Run rules over CloudTrail logs and report detections.
     Scan {
-        /// Rule files or directories (recursive). Default: `rules/`.
-        #[arg(long = "rules", short = 'r', num_args = 1..)]
+        /// Rule files or directories (recursive; repeat the option or separate
+        /// with commas). Default: `rules/`.
+        #[arg(long = "rules", short = 'r', value_delimiter = ',')]
         rules: Vec<PathBuf>,
         /// Log files or directories: .json ({"Records":[...]}, a record or an
         /// array), .jsonl/.ndjson, .gz of these, S3 delivery trees; `-` = stdin.
@@ -62,6 +67,63 @@ enum Command {
         /// No summary or progress on stderr (the RESULT line is still printed).
         #[arg(long, short = 'q')]
         quiet: bool,
+    },
+    /// Run every rule's fixtures (`<rule>.tests` beside each rule).
+    Test {
+        /// Rule files or directories (recursive). Default: `rules/`.
+        paths: Vec<PathBuf>,
+        /// Output format; `human` on a terminal, `json` otherwise.
+        #[arg(long, value_enum)]
+        format: Option<test_cmd::TestFormat>,
+        /// Also write a JUnit XML report to FILE.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Rules without fixtures fail.
+        #[arg(long)]
+        require_fixtures: bool,
+        /// YAML file of `expand` placeholder values.
+        #[arg(long)]
+        placeholders: Option<PathBuf>,
+    },
+    /// ATT&CK coverage of the catalog and the DOMAIN.md actions without a rule.
+    Coverage {
+        /// Rule files or directories (recursive). Default: `rules/`.
+        paths: Vec<PathBuf>,
+        /// Output format; `human` on a terminal, `json` otherwise.
+        #[arg(long, value_enum)]
+        format: Option<coverage::CoverageFormat>,
+        /// Exit with 1 when a DOMAIN.md action has no rule.
+        #[arg(long)]
+        fail_on_gaps: bool,
+    },
+    /// Export rules as Splunk SPL or Athena SQL that select what the matcher selects.
+    Convert {
+        /// Rule files or directories (recursive). Default: `rules/`.
+        paths: Vec<PathBuf>,
+        /// The query language.
+        #[arg(long, value_enum)]
+        target: convert::ConvertTarget,
+        /// Write into this directory instead of stdout.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "plain")]
+        format: convert::ConvertFormat,
+        /// YAML field-mapping file (docs/backends.md).
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// Athena: only events at or after this ISO-8601 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Athena: only events before this ISO-8601 time.
+        #[arg(long)]
+        until: Option<String>,
+        /// YAML file of `expand` placeholder values.
+        #[arg(long)]
+        placeholders: Option<PathBuf>,
+        /// Exit with 1 when a rule cannot be expressed on the target.
+        #[arg(long)]
+        fail_on_unsupported: bool,
     },
     /// Print a rule as sigil reads it: identifiers, field tests, condition tree.
     Explain {
@@ -116,6 +178,45 @@ fn main() -> ExitCode {
             placeholders,
             logsource,
             quiet,
+        }),
+        Command::Test {
+            paths,
+            format,
+            junit,
+            require_fixtures,
+            placeholders,
+        } => test_cmd::run(test_cmd::TestOptions {
+            paths,
+            format,
+            junit,
+            require_fixtures,
+            placeholders,
+        }),
+        Command::Coverage {
+            paths,
+            format,
+            fail_on_gaps,
+        } => coverage::run(paths, format, fail_on_gaps),
+        Command::Convert {
+            paths,
+            target,
+            output,
+            format,
+            mapping,
+            since,
+            until,
+            placeholders,
+            fail_on_unsupported,
+        } => convert::run(convert::ConvertOptions {
+            paths,
+            target,
+            output,
+            format,
+            mapping,
+            since,
+            until,
+            placeholders,
+            fail_on_unsupported,
         }),
         Command::Explain {
             rule,

@@ -10,9 +10,12 @@ use std::time::Instant;
 use sigil_compiler::catalog::Catalog;
 use sigil_compiler::diag::Severity;
 use sigil_compiler::ir;
+use sigil_runtime::correlate::{Event, RecordRef};
 use sigil_runtime::input::{self, Batch, Damage, InputSource, RecordReader};
 use sigil_runtime::json::{escape_json, Projection};
 use sigil_runtime::{InputLogSource, Program};
+
+use crate::correlation;
 
 use crate::check::{config, EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE};
 use sigil::render;
@@ -57,6 +60,7 @@ struct Shared<'a> {
     projection: Option<Projection>,
     table: Projection,
     names: Vec<String>,
+    plan: &'a correlation::Plan,
 }
 
 #[derive(Default)]
@@ -65,6 +69,8 @@ struct Stats {
     bytes: u64,
     damaged: u64,
     per_rule: Vec<u64>,
+    events: Vec<(usize, Event)>,
+    dropped: correlation::Dropped,
 }
 
 enum Msg {
@@ -237,6 +243,7 @@ pub fn run(opts: ScanOptions) -> u8 {
             return EXIT_USAGE;
         }
     };
+    let plan = correlation::Plan::new(&ir.correlations, &program);
     let rule_json: Vec<String> = (0..program.rule_count())
         .map(|i| {
             let info = program.info(i);
@@ -261,6 +268,7 @@ pub fn run(opts: ScanOptions) -> u8 {
         projection: (!opts.fields.is_empty()).then(|| Projection::new(&opts.fields)),
         table: Projection::new(&TABLE_FIELDS.map(String::from)),
         names,
+        plan: &plan,
     };
     let total_threads = pool.current_num_threads();
     let slots = Slots {
@@ -282,6 +290,8 @@ pub fn run(opts: ScanOptions) -> u8 {
         ..Stats::default()
     };
     let mut damage_lines = 0u64;
+    let mut corr_events: Vec<Vec<Event>> =
+        (0..plan.correlations.len()).map(|_| Vec::new()).collect();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     let mut broken_pipe = false;
@@ -337,6 +347,11 @@ pub fn run(opts: ScanOptions) -> u8 {
                     totals.damaged += stats.damaged;
                     for (t, s) in totals.per_rule.iter_mut().zip(&stats.per_rule) {
                         *t += s;
+                    }
+                    totals.dropped.no_time += stats.dropped.no_time;
+                    totals.dropped.no_group += stats.dropped.no_group;
+                    for (ci, e) in stats.events {
+                        corr_events[ci].push(e);
                     }
                     pending.insert((source, seq), (bytes, damage));
                 }
@@ -395,8 +410,55 @@ pub fn run(opts: ScanOptions) -> u8 {
     if let Some(bar) = &progress {
         bar.finish_and_clear();
     }
-    let matches: u64 = totals.per_rule.iter().sum();
+    // Correlations: evaluated once all base-rule matches are in, so the
+    // result cannot depend on file order, batch split or thread count.
+    let mut corr_problems = Vec::new();
+    let fired = correlation::evaluate(&plan, corr_events, &mut corr_problems);
+    for p in &corr_problems {
+        eprintln!("error: {p}");
+    }
+    let alert_count: u64 = fired.iter().map(|f| f.alerts.len() as u64).sum();
+    let mut all_alerts: Vec<(usize, &sigil_runtime::correlate::Alert)> = fired
+        .iter()
+        .flat_map(|f| f.alerts.iter().map(move |a| (f.correlation, a)))
+        .collect();
+    all_alerts.sort_by_key(|a| (a.1.end_ms, a.0));
+    if !broken_pipe {
+        for (ci, a) in &all_alerts {
+            let text = match format {
+                ScanFormat::Jsonl => correlation::alert_json(&plan, *ci, a, &shared.names),
+                ScanFormat::Table => {
+                    let (time, title, level, what) = correlation::alert_row(&plan, *ci, a);
+                    format!(
+                        "{:<20}  {:<40}  {:<13}  {}\n",
+                        truncate(&time, 20),
+                        truncate(&title, 40),
+                        level,
+                        what
+                    )
+                }
+                ScanFormat::Count => String::new(),
+            };
+            if out.write_all(text.as_bytes()).is_err() {
+                broken_pipe = true;
+                break;
+            }
+        }
+    }
+    let matches: u64 = totals.per_rule.iter().sum::<u64>() + alert_count;
     if format == ScanFormat::Count {
+        for f in &fired {
+            if !f.alerts.is_empty() {
+                let info = &plan.correlations[f.correlation].info;
+                let _ = writeln!(
+                    out,
+                    "{}\t{}\t{}",
+                    f.alerts.len(),
+                    info.id.as_deref().unwrap_or("-"),
+                    info.title
+                );
+            }
+        }
         let mut rows: Vec<(u64, usize)> = totals
             .per_rule
             .iter()
@@ -441,6 +503,15 @@ pub fn run(opts: ScanOptions) -> u8 {
             totals.records as f64 / secs,
             totals.bytes as f64 / 1e6 / secs
         );
+        if !plan.is_empty() {
+            eprintln!(
+                "  correlations: {} alerts from {} correlation rules; {} base matches without a usable eventTime and {} without a group-by field were not counted",
+                alert_count,
+                plan.correlations.len(),
+                totals.dropped.no_time,
+                totals.dropped.no_group
+            );
+        }
         if format != ScanFormat::Count {
             let mut rows: Vec<(u64, usize)> = totals
                 .per_rule
@@ -554,6 +625,20 @@ fn process_batch(si: usize, batch: Batch, shared: &Shared<'_>) -> (Vec<u8>, Stat
             continue;
         }
         for &r in &hits {
+            for feed in &shared.plan.by_rule[r] {
+                let at = RecordRef {
+                    source: si,
+                    record: rec.index,
+                    line: rec.line,
+                };
+                if let Some(e) = correlation::event(feed, bytes, at, &mut stats.dropped) {
+                    stats.events.push((feed.correlation, e));
+                }
+            }
+            if !program.standalone(r) {
+                // Only feeds correlations (`generate: false`).
+                continue;
+            }
             stats.per_rule[r] += 1;
             match shared.format {
                 ScanFormat::Jsonl => {

@@ -18,6 +18,7 @@
 // Unit tests state their expectations with `unwrap`; library code may not.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod backend;
 pub mod catalog;
 pub mod diag;
 pub mod explain;

@@ -1,5 +1,7 @@
-//! Inputs found by the cargo-fuzz targets in `compiler/fuzz` (see
-//! `docs/fuzzing.md`), minimised and kept so the bugs stay fixed.
+//! Inputs that broke the invariants of the cargo-fuzz targets in
+//! `compiler/fuzz` (see `docs/fuzzing.md`), kept so the bugs stay fixed. They
+//! were built by hand and confirmed with the target binaries: libFuzzer's own
+//! inputs stayed small.
 
 use sigil_compiler::catalog::Catalog;
 use sigil_compiler::rule::Search;
@@ -24,7 +26,7 @@ fn assert_round_trips(text: &str) {
 /// parentheses, one level more: it used to parse and then fail to re-parse.
 #[test]
 fn fuzz_condition_parser_deep_not_under_and_round_trip() {
-    // Minimised by libFuzzer (263 bytes).
+    // 263 bytes; `-minimize_crash` could not shorten it.
     let text = format!("{}a and b", "not ".repeat(MAX_CONDITION_DEPTH));
     assert_round_trips(&text);
     assert!(matches!(

@@ -23,9 +23,10 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod correlate;
 pub mod input;
 pub mod json;
 mod program;
-mod text;
+pub mod text;
 
 pub use program::{BuildProblem, InputLogSource, Matcher, Program};

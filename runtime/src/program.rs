@@ -83,6 +83,8 @@ pub struct Program {
 #[derive(Debug)]
 struct CompiledRule {
     info: RuleInfo,
+    ir_index: usize,
+    standalone: bool,
     node: Node,
     keywords: bool,
 }
@@ -147,7 +149,7 @@ impl Program {
         let mut always = Vec::new();
         let mut by_event_name: HashMap<String, Vec<usize>> = HashMap::new();
         let mut dispatched = Vec::new();
-        for rule in &program.rules {
+        for (ir_index, rule) in program.rules.iter().enumerate() {
             if !input.fits(&rule.logsource) {
                 skipped += 1;
                 continue;
@@ -195,6 +197,8 @@ impl Program {
             }
             rules.push(CompiledRule {
                 info: rule.info.clone(),
+                ir_index,
+                standalone: rule.standalone,
                 node,
                 keywords,
             });
@@ -295,6 +299,22 @@ impl Program {
     /// Rules left out because their logsource does not fit the input.
     pub fn skipped_logsource(&self) -> usize {
         self.skipped_logsource
+    }
+
+    /// The IR index (into `ir::Program::rules`) of rule `i`.
+    pub fn ir_index(&self, i: usize) -> usize {
+        self.rules[i].ir_index
+    }
+
+    /// The rule for an IR index, if it is in the program.
+    pub fn by_ir_index(&self, ir_index: usize) -> Option<usize> {
+        self.rules.iter().position(|r| r.ir_index == ir_index)
+    }
+
+    /// Whether matches of rule `i` are reported on their own (not only fed
+    /// to correlations).
+    pub fn standalone(&self, i: usize) -> bool {
+        self.rules[i].standalone
     }
 
     /// Metadata of rule `i`.

@@ -218,6 +218,73 @@ pub fn time_part(text: &str, part: TimePart) -> Option<i64> {
     })
 }
 
+/// An RFC 3339 / ISO 8601 timestamp (`2024-01-31T22:15:03Z`,
+/// `2024-01-31T22:15:03.123+01:00`) as milliseconds since the Unix epoch.
+pub fn parse_time_ms(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let s = std::str::from_utf8(b.get(r)?).ok()?;
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())?
+    };
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (y, mo, d, h, mi, s) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut millis = 0i64;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        let frac = std::str::from_utf8(&b[start..i]).ok()?;
+        if frac.is_empty() {
+            return None;
+        }
+        let padded: String = frac.chars().chain("000".chars()).take(3).collect();
+        millis = padded.parse().ok()?;
+    }
+    let offset_min = match b.get(i) {
+        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
+        Some(sign @ (b'+' | b'-')) if b.len() == i + 6 && b[i + 3] == b':' => {
+            let m = num(i + 1..i + 3)? * 60 + num(i + 4..i + 6)?;
+            if *sign == b'+' {
+                m
+            } else {
+                -m
+            }
+        }
+        None => 0,
+        _ => return None,
+    };
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    Some(((days * 86_400 + h * 3600 + mi * 60 + s - offset_min * 60) * 1000) + millis)
+}
+
 /// ISO 8601 week number.
 fn iso_week(y: i64, m: i64, d: i64) -> Option<i64> {
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
@@ -304,6 +371,24 @@ mod tests {
         assert_eq!(time_part("2021-01-03T00:00:00Z", TimePart::Week), Some(53));
         assert_eq!(time_part("2024-06-15T00:00:00Z", TimePart::Week), Some(24));
         assert_eq!(time_part("nonsense", TimePart::Year), None);
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(parse_time_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_time_ms("2024-01-31T22:15:03Z"),
+            Some(1_706_739_303_000)
+        );
+        assert_eq!(
+            parse_time_ms("2024-01-31T22:15:03.5Z"),
+            Some(1_706_739_303_500)
+        );
+        assert_eq!(
+            parse_time_ms("2024-01-31T23:15:03+01:00"),
+            Some(1_706_739_303_000)
+        );
+        assert_eq!(parse_time_ms("yesterday"), None);
     }
 
     #[test]

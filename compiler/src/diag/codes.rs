@@ -513,6 +513,18 @@ codes! {
         example: "value_percentile correlation",
         fix: "rewrite the rule without the construct, or use another target",
     }
+    UNMAPPED_FIELD = "S501" "unmapped-field" Error {
+        summary: "the target's table or index has no place for a field the rule tests",
+        why: "field names are case-sensitive JSON paths; guessing a column (`eventname` for `eventName`) would select different records",
+        example: "eventname: StopLogging   # CloudTrail writes eventName",
+        fix: "spell the field as the record does, or map it in a mapping file (`sigil convert --mapping`)",
+    }
+    MAPPING_FILE = "S502" "bad-mapping-file" Error {
+        summary: "a backend mapping file cannot be read or has an unknown key or a wrong type",
+        why: "a mapping that is half understood would export queries over the wrong columns",
+        example: "athena:\n  tabel: logs",
+        fix: "follow the mapping file format in docs/backends.md",
+    }
 
     // S9xx: bugs in sigil
     INTERNAL = "S900" "internal-error" Error {

@@ -2,12 +2,14 @@
 
 use crate::catalog::Catalog;
 use crate::diag::{codes, Diagnostic, Diagnostics};
-use crate::rule::{Detection, FieldTest, Link, Pattern, Piece, Rule, Search, Test};
+use crate::rule::{
+    Correlation, Detection, FieldTest, Link, Pattern, Piece, Rule, RuleDocument, Search, Test,
+};
 use crate::syntax::condition::{Expr as Cond, Quantifier};
 
 use super::{
-    fold_case, Check, Expr, FieldPath, GlobPiece, Pred, Program, RuleInfo, RuleIr, StrKind,
-    StrMatch,
+    fold_case, Check, CorrelationInput, CorrelationIr, Expr, FieldPath, GlobPiece, Pred, Program,
+    RuleInfo, RuleIr, StrKind, StrMatch,
 };
 
 /// Lowers every usable detection rule of a catalog. A rule that cannot be
@@ -15,12 +17,146 @@ use super::{
 pub fn from_catalog(catalog: &Catalog) -> (Program, Diagnostics) {
     let mut diags = Diagnostics::new();
     let mut program = Program::default();
+    let mut rule_index: Vec<(*const Rule, usize)> = Vec::new();
     for rule in catalog.rules() {
         if let Some(ir) = from_rule(rule, &mut diags) {
+            rule_index.push((rule as *const Rule, program.rules.len()));
             program.rules.push(ir);
         }
     }
+    correlations(catalog, &rule_index, &mut program, &mut diags);
     (program, diags)
+}
+
+/// Lowers correlations in dependency order (the catalog has rejected cycles);
+/// one whose input did not lower is left out with its reason.
+fn correlations(
+    catalog: &Catalog,
+    rules: &[(*const Rule, usize)],
+    program: &mut Program,
+    diags: &mut Diagnostics,
+) {
+    let all: Vec<&Correlation> = catalog.correlations().collect();
+    let mut placed: Vec<Option<usize>> = vec![None; all.len()];
+    let mut failed = vec![false; all.len()];
+    let mut progress = true;
+    while progress {
+        progress = false;
+        for (ci, c) in all.iter().enumerate() {
+            if placed[ci].is_some() || failed[ci] {
+                continue;
+            }
+            let mut inputs = Vec::new();
+            let mut ready = true;
+            for doc in catalog.referenced(c) {
+                match doc {
+                    RuleDocument::Rule(r) => {
+                        match rules.iter().find(|(p, _)| std::ptr::eq(*p, r)) {
+                            Some((_, i)) => inputs.push(CorrelationInput::Rule(*i)),
+                            None => {
+                                failed[ci] = true;
+                                diags.push(
+                                    Diagnostic::new(
+                                        codes::DANGLING_REFERENCE,
+                                        format!(
+                                            "correlation `{}` refers to `{}`, which cannot run",
+                                            c.meta.title, r.meta.title
+                                        ),
+                                    )
+                                    .at(&c.meta.source, c.meta.span),
+                                );
+                            }
+                        }
+                    }
+                    RuleDocument::Correlation(inner) => {
+                        match all
+                            .iter()
+                            .position(|x| std::ptr::eq(*x, inner))
+                            .and_then(|j| placed[j].map(|p| (j, p)))
+                        {
+                            Some((_, p)) => inputs.push(CorrelationInput::Correlation(p)),
+                            None => {
+                                let j = all.iter().position(|x| std::ptr::eq(*x, inner));
+                                if j.is_some_and(|j| failed[j]) {
+                                    failed[ci] = true;
+                                }
+                                ready = false;
+                            }
+                        }
+                    }
+                    RuleDocument::Filter(_) => failed[ci] = true,
+                }
+            }
+            if failed[ci] || !ready {
+                continue;
+            }
+            let group_fields = c
+                .group_by
+                .iter()
+                .map(|g| {
+                    c.rules
+                        .iter()
+                        .map(|reference| {
+                            c.aliases
+                                .iter()
+                                .find(|a| &a.name == g)
+                                .and_then(|a| {
+                                    a.fields.iter().find(|(r, _)| r.text == reference.text)
+                                })
+                                .map(|(_, f)| f.clone())
+                                .unwrap_or_else(|| g.clone())
+                        })
+                        .collect()
+                })
+                .collect();
+            let cond = c.condition.clone();
+            let m = &c.meta;
+            placed[ci] = Some(program.correlations.len());
+            program.correlations.push(CorrelationIr {
+                info: info(m),
+                kind: c.kind,
+                inputs,
+                group_by: c.group_by.clone(),
+                group_fields,
+                timespan_secs: c.timespan.seconds,
+                ops: cond.as_ref().map(|c| c.ops.clone()).unwrap_or_default(),
+                value_fields: cond.map(|c| c.fields).unwrap_or_default(),
+                generate: c.generate,
+            });
+            progress = true;
+        }
+    }
+    // A rule fed only to correlations without `generate` does not alert alone.
+    let mut referenced = vec![false; program.rules.len()];
+    let mut generated = vec![false; program.rules.len()];
+    for c in &program.correlations {
+        for input in &c.inputs {
+            if let CorrelationInput::Rule(i) = input {
+                referenced[*i] = true;
+                generated[*i] |= c.generate;
+            }
+        }
+    }
+    for (i, rule) in program.rules.iter_mut().enumerate() {
+        rule.standalone = !referenced[i] || generated[i];
+    }
+}
+
+fn info(m: &crate::rule::Meta) -> RuleInfo {
+    RuleInfo {
+        id: m.id.clone(),
+        name: m.name.clone(),
+        title: m.title.clone(),
+        level: m.level.map(|l| l.as_str().to_string()),
+        status: m.status.map(|s| s.as_str().to_string()),
+        tags: m.tags.iter().map(ToString::to_string).collect(),
+        author: m.author.clone(),
+        description: m.description.clone(),
+        fields: m.fields.clone(),
+        falsepositives: m.falsepositives.clone(),
+        references: m.references.clone(),
+        origin: m.origin(),
+    }
 }
 
 /// Lowers one rule.
@@ -41,24 +177,11 @@ pub fn from_rule(rule: &Rule, diags: &mut Diagnostics) -> Option<RuleIr> {
         );
         return None;
     }
-    let m = &rule.meta;
     Some(RuleIr {
-        info: RuleInfo {
-            id: m.id.clone(),
-            name: m.name.clone(),
-            title: m.title.clone(),
-            level: m.level.map(|l| l.as_str().to_string()),
-            status: m.status.map(|s| s.as_str().to_string()),
-            tags: m.tags.iter().map(ToString::to_string).collect(),
-            author: m.author.clone(),
-            description: m.description.clone(),
-            fields: m.fields.clone(),
-            falsepositives: m.falsepositives.clone(),
-            references: m.references.clone(),
-            origin: m.origin(),
-        },
+        info: info(&rule.meta),
         logsource: rule.logsource.clone(),
         expr: super::optimize(expr),
+        standalone: true,
     })
 }
 

@@ -16,13 +16,49 @@ use std::net::IpAddr;
 pub use build::{from_catalog, from_rule};
 pub use optimize::optimize;
 
-use crate::rule::{CmpOp, LogSource, Position, RegexFlags, TimePart};
+use crate::rule::{CmpOp, CorrelationType, LogSource, Position, RegexFlags, TimePart};
 
 /// Every rule of a catalog, ready for a backend.
 #[derive(Debug, Clone, Default)]
 pub struct Program {
     /// Detection rules.
     pub rules: Vec<RuleIr>,
+    /// Correlation rules, each after the correlations it refers to.
+    pub correlations: Vec<CorrelationIr>,
+}
+
+/// What a correlation counts: the matches of a detection rule, or the alerts
+/// of another correlation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CorrelationInput {
+    /// Index into [`Program::rules`].
+    Rule(usize),
+    /// Index into [`Program::correlations`] (always an earlier one).
+    Correlation(usize),
+}
+
+/// One correlation rule, its references resolved.
+#[derive(Debug, Clone)]
+pub struct CorrelationIr {
+    /// What output needs to name it.
+    pub info: RuleInfo,
+    /// What the window computes.
+    pub kind: CorrelationType,
+    /// The referenced rules, in the order written.
+    pub inputs: Vec<CorrelationInput>,
+    /// Group-by names as written (aliases allowed); empty = one group.
+    pub group_by: Vec<String>,
+    /// For each group-by name and input: the field that input's events carry
+    /// (the alias mapping, or the name itself).
+    pub group_fields: Vec<Vec<String>>,
+    /// Window length in seconds.
+    pub timespan_secs: u64,
+    /// Threshold operators (AND-ed); empty for temporal types = all inputs.
+    pub ops: Vec<(CmpOp, f64)>,
+    /// The aggregated field(s) for value_* types.
+    pub value_fields: Vec<String>,
+    /// Whether the referenced rules also alert on their own.
+    pub generate: bool,
 }
 
 /// One detection rule.
@@ -34,6 +70,9 @@ pub struct RuleIr {
     pub logsource: LogSource,
     /// When the rule matches an event.
     pub expr: Expr,
+    /// Whether a match is reported on its own: false for a rule that only
+    /// feeds correlations without `generate: true`.
+    pub standalone: bool,
 }
 
 /// Rule metadata carried into results (the Detection Rule License requires

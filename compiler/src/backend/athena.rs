@@ -1,0 +1,470 @@
+//! Athena SQL (Trino dialect, Athena engine 3) over the AWS-documented
+//! CloudTrail table.
+//!
+//! Every predicate is made two-valued with `COALESCE(…, FALSE)`, so `NOT`
+//! keeps rows whose columns are NULL (semantics 2.2). Strings compare through
+//! `lower()` unless `cased`; wildcards become `LIKE … ESCAPE '\'` with `%`
+//! and `_` escaped; `?` becomes `_` (exactly one character).
+
+use crate::ir::{Check, GlobPiece, Pred, RuleIr, StrKind};
+use crate::rule::{CmpOp, Position, TimePart};
+
+use super::mapping::{AthenaMapping, ColumnKind};
+use super::{Backend, Options, Out, Unsupported, NUMERIC_RE};
+
+/// Output shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AthenaFormat {
+    /// `SELECT …`.
+    Plain,
+    /// `CREATE OR REPLACE VIEW … AS SELECT …`.
+    View,
+}
+
+/// The Athena backend.
+pub struct Athena<'a> {
+    /// Table and columns.
+    pub mapping: &'a AthenaMapping,
+    /// Time range.
+    pub options: Options,
+    /// Output shape.
+    pub format: AthenaFormat,
+}
+
+/// Where a record path lives in the table.
+enum Place {
+    /// A column or struct field; `kind` says what it holds.
+    Column(String, ColumnKind),
+    /// Below a JSON-text column through declared arrays: `hops` are the JSON
+    /// paths of the arrays (each relative to the previous element), `leaf`
+    /// the path of the value inside the last element.
+    JsonArrays {
+        column: String,
+        hops: Vec<String>,
+        leaf: String,
+    },
+    /// `json_extract_scalar(column, '$.a.b')`.
+    Json(String),
+    /// A field of the elements of an array of structs.
+    Element { array: String, field: String },
+}
+
+/// A SQL string literal.
+pub fn sql_str(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn like_pattern(pieces: &[GlobPiece]) -> String {
+    let mut out = String::new();
+    for p in pieces {
+        match p {
+            GlobPiece::Lit(s) => {
+                for c in s.chars() {
+                    if matches!(c, '%' | '_' | '\\') {
+                        out.push('\\');
+                    }
+                    out.push(c);
+                }
+            }
+            GlobPiece::AnyRun => out.push('%'),
+            GlobPiece::AnyChar => out.push('_'),
+        }
+    }
+    out
+}
+
+/// A key that can sit in a bracketed JSON path (`$["x-amz-acl"]`).
+fn json_key_ok(seg: &str) -> bool {
+    !seg.is_empty()
+        && seg
+            .chars()
+            .all(|c| !c.is_control() && !matches!(c, '"' | '\\' | '\'' | '[' | ']'))
+}
+
+/// A key that can be written after a dot (`$.bucketName`).
+fn json_ident(seg: &str) -> bool {
+    let mut cs = seg.chars();
+    matches!(cs.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && cs.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn cmp_sql(op: CmpOp) -> &'static str {
+    match op {
+        CmpOp::Gt => ">",
+        CmpOp::Gte => ">=",
+        CmpOp::Lt => "<",
+        CmpOp::Lte => "<=",
+        CmpOp::Eq => "=",
+        CmpOp::Neq => "<>",
+    }
+}
+
+fn num_lit(v: f64) -> String {
+    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v:e}")
+    }
+}
+
+impl Athena<'_> {
+    fn place(&self, path: &str) -> Result<Place, Unsupported> {
+        let cols = &self.mapping.columns;
+        if let Some((col, kind)) = cols.get(path) {
+            return Ok(Place::Column(col.clone(), kind.clone()));
+        }
+        // The longest mapped prefix decides.
+        let segs: Vec<&str> = path.split('.').collect();
+        for cut in (1..segs.len()).rev() {
+            let prefix = segs[..cut].join(".");
+            let rest = &segs[cut..];
+            let Some((col, kind)) = cols.get(&prefix) else {
+                continue;
+            };
+            return match kind {
+                ColumnKind::JsonText => {
+                    if let Some(bad) = rest.iter().find(|s| !json_key_ok(s)) {
+                        return Err(Unsupported::field(format!(
+                            "`{path}`: the key `{bad}` below the JSON-text column `{col}` cannot be written as a JSON path"
+                        )));
+                    }
+                    // Split the sub-path at declared arrays: each becomes a
+                    // level of `any_match` over `ARRAY(JSON)`.
+                    let mut hops = Vec::new();
+                    let mut jp = String::from("$");
+                    for (i, seg) in rest.iter().enumerate() {
+                        if json_ident(seg) {
+                            jp.push('.');
+                            jp.push_str(seg);
+                        } else {
+                            jp.push_str(&format!("[\"{seg}\"]"));
+                        }
+                        let full = format!("{prefix}.{}", rest[..=i].join("."));
+                        if self.mapping.arrays.contains(&full) {
+                            hops.push(std::mem::replace(&mut jp, String::from("$")));
+                        }
+                    }
+                    if hops.is_empty() {
+                        Ok(Place::Json(format!(
+                            "json_extract_scalar({col}, {})",
+                            sql_str(&jp)
+                        )))
+                    } else {
+                        Ok(Place::JsonArrays {
+                            column: col.clone(),
+                            hops,
+                            leaf: jp,
+                        })
+                    }
+                }
+                ColumnKind::StructArray(fields) if rest.len() == 1 => {
+                    match fields.iter().find(|(json, _)| json == rest[0]) {
+                        Some((_, f)) => Ok(Place::Element {
+                            array: col.clone(),
+                            field: f.clone(),
+                        }),
+                        None => Err(Unsupported::field(format!(
+                            "`{path}`: the elements of `{col}` have no field `{}` (field names are case-sensitive)",
+                            rest[0]
+                        ))),
+                    }
+                }
+                _ => Err(Unsupported::field(format!(
+                    "`{path}`: the table `{}` has no column for it (field names are case-sensitive JSON paths)",
+                    self.mapping.table
+                ))),
+            };
+        }
+        Err(Unsupported::field(format!(
+            "`{path}`: the table `{}` has no column for it (field names are case-sensitive JSON paths)",
+            self.mapping.table
+        )))
+    }
+
+    /// A two-valued test of `check` on the string expression `v`.
+    fn test(&self, v: &str, check: &Check, path: &str) -> Out {
+        let low = |cased: bool| {
+            if cased {
+                v.to_string()
+            } else {
+                format!("lower({v})")
+            }
+        };
+        let t = match check {
+            Check::Null => format!("{v} IS NULL"),
+            Check::Exists => format!("{v} IS NOT NULL"),
+            Check::Str(m) => {
+                let l = low(m.cased);
+                match &m.kind {
+                    StrKind::Exact(s) => format!("{l} = {}", sql_str(s)),
+                    StrKind::Prefix(s) => format!(
+                        "{l} LIKE {} ESCAPE '\\'",
+                        sql_str(&like_pattern(&[
+                            GlobPiece::Lit(s.clone()),
+                            GlobPiece::AnyRun
+                        ]))
+                    ),
+                    StrKind::Suffix(s) => format!(
+                        "{l} LIKE {} ESCAPE '\\'",
+                        sql_str(&like_pattern(&[
+                            GlobPiece::AnyRun,
+                            GlobPiece::Lit(s.clone())
+                        ]))
+                    ),
+                    StrKind::Contains(s) => format!(
+                        "{l} LIKE {} ESCAPE '\\'",
+                        sql_str(&like_pattern(&[
+                            GlobPiece::AnyRun,
+                            GlobPiece::Lit(s.clone()),
+                            GlobPiece::AnyRun
+                        ]))
+                    ),
+                    StrKind::Glob(pieces) => {
+                        format!("{l} LIKE {} ESCAPE '\\'", sql_str(&like_pattern(pieces)))
+                    }
+                }
+            }
+            Check::StrIn { values, cased } => {
+                let l = low(*cased);
+                let vals: Vec<String> = values.iter().map(|s| sql_str(s)).collect();
+                format!("{l} IN ({})", vals.join(", "))
+            }
+            Check::Num { value, text } => format!(
+                "({v} = {} OR (regexp_like({v}, {}) AND TRY_CAST({v} AS DOUBLE) = {}))",
+                sql_str(text),
+                sql_str(NUMERIC_RE),
+                num_lit(*value)
+            ),
+            Check::Bool(b) => format!("lower({v}) = {}", sql_str(&b.to_string())),
+            Check::Regex { pattern, flags } => {
+                let mut f = String::new();
+                if flags.ignore_case {
+                    f.push('i');
+                }
+                if flags.multiline {
+                    f.push('m');
+                }
+                if flags.dot_all {
+                    f.push('s');
+                }
+                let p = if f.is_empty() {
+                    pattern.clone()
+                } else {
+                    format!("(?{f}){pattern}")
+                };
+                format!("regexp_like({v}, {})", sql_str(&p))
+            }
+            Check::Cidr { addr, prefix } => format!(
+                "contains({}, TRY_CAST({v} AS IPADDRESS))",
+                sql_str(&super::masked_network(*addr, *prefix))
+            ),
+            Check::Cmp { op, value } => format!(
+                "(regexp_like({v}, {}) AND TRY_CAST({v} AS DOUBLE) {} {})",
+                sql_str(NUMERIC_RE),
+                cmp_sql(*op),
+                num_lit(*value)
+            ),
+            Check::TimePart { part, op, value } => {
+                let date = "^[0-9]{4}-[0-9]{2}-[0-9]{2}";
+                let time = "^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}";
+                let (guard, expr) = match part {
+                    TimePart::Year => (date, format!("TRY_CAST(substr({v}, 1, 4) AS INTEGER)")),
+                    TimePart::Month => (date, format!("TRY_CAST(substr({v}, 6, 2) AS INTEGER)")),
+                    TimePart::Day => (date, format!("TRY_CAST(substr({v}, 9, 2) AS INTEGER)")),
+                    TimePart::Week => (date, format!("week(TRY_CAST(substr({v}, 1, 10) AS DATE))")),
+                    TimePart::Hour => (time, format!("TRY_CAST(substr({v}, 12, 2) AS INTEGER)")),
+                    TimePart::Minute => (time, format!("TRY_CAST(substr({v}, 15, 2) AS INTEGER)")),
+                };
+                format!(
+                    "(regexp_like({v}, {}) AND {expr} {} {value})",
+                    sql_str(guard),
+                    cmp_sql(*op)
+                )
+            }
+            Check::FieldRef {
+                other,
+                position,
+                cased,
+            } => {
+                let o = match self.place(other.as_str())? {
+                    Place::Column(c, ColumnKind::Scalar | ColumnKind::JsonText) => c,
+                    Place::Json(e) => e,
+                    _ => {
+                        return Err(Unsupported::construct(format!(
+                        "`{path}|fieldref: {other}`: the other field is not a single string column"
+                    )))
+                    }
+                };
+                let (a, b) = if *cased {
+                    (v.to_string(), o)
+                } else {
+                    (format!("lower({v})"), format!("lower({o})"))
+                };
+                match position {
+                    Position::Equals => format!("{a} = {b}"),
+                    Position::Contains => format!("strpos({a}, {b}) > 0"),
+                    Position::StartsWith => format!("strpos({a}, {b}) = 1"),
+                    Position::EndsWith => format!("strpos(reverse({a}), reverse({b})) = 1"),
+                }
+            }
+        };
+        Ok(t)
+    }
+}
+
+impl Backend for Athena<'_> {
+    fn name(&self) -> &'static str {
+        "athena"
+    }
+
+    fn const_bool(&self, value: bool) -> Out {
+        Ok(if value { "TRUE" } else { "FALSE" }.to_string())
+    }
+
+    fn and(&self, parts: Vec<String>) -> Out {
+        Ok(format!("({})", parts.join(" AND ")))
+    }
+
+    fn or(&self, parts: Vec<String>) -> Out {
+        Ok(format!("({})", parts.join(" OR ")))
+    }
+
+    fn not(&self, inner: String) -> Out {
+        // Every hook's result is already two-valued (TRUE/FALSE, never NULL).
+        Ok(format!("(NOT {inner})"))
+    }
+
+    fn pred(&self, pred: &Pred) -> Out {
+        let Some(field) = &pred.field else {
+            return Err(Unsupported::construct(
+                "keywords (values without a field) search every string, number and boolean leaf; \
+                 the Athena table keeps objects as JSON text whose keys would also match",
+            ));
+        };
+        let path = field.as_str();
+        match self.place(path)? {
+            Place::Column(col, ColumnKind::Scalar | ColumnKind::JsonText) => {
+                let t = self.test(&col, &pred.check, path)?;
+                Ok(format!("COALESCE({t}, FALSE)"))
+            }
+            Place::Json(e) => {
+                let t = self.test(&e, &pred.check, path)?;
+                Ok(format!("COALESCE({t}, FALSE)"))
+            }
+            Place::JsonArrays { column, hops, leaf } => {
+                let (check, negate) = match &pred.check {
+                    Check::Null => (&Check::Exists, true),
+                    Check::FieldRef { .. } => {
+                        return Err(Unsupported::construct(format!(
+                            "`{path}|fieldref` through a JSON array"
+                        )))
+                    }
+                    c => (c, false),
+                };
+                let last = format!("x{}", hops.len());
+                let v = format!("json_extract_scalar({last}, {})", sql_str(&leaf));
+                let mut t = format!("COALESCE({}, FALSE)", self.test(&v, check, path)?);
+                for (i, hop) in hops.iter().enumerate().rev() {
+                    let src = if i == 0 {
+                        column.clone()
+                    } else {
+                        format!("x{i}")
+                    };
+                    t = format!(
+                        "COALESCE(any_match(TRY_CAST(json_extract({src}, {}) AS ARRAY(JSON)), x{} -> {t}), FALSE)",
+                        sql_str(hop),
+                        i + 1
+                    );
+                }
+                Ok(if negate { format!("(NOT {t})") } else { t })
+            }
+            Place::Column(col, ColumnKind::Struct | ColumnKind::StructArray(_)) => {
+                let present = if matches!(
+                    self.mapping.columns.get(path),
+                    Some((_, ColumnKind::StructArray(_)))
+                ) {
+                    // An empty array, or one of nulls, holds no value (semantics 1.8).
+                    format!("COALESCE(any_match({col}, r -> r IS NOT NULL), FALSE)")
+                } else {
+                    format!("({col} IS NOT NULL)")
+                };
+                match pred.check {
+                    Check::Null => Ok(format!("(NOT {present})")),
+                    Check::Exists => Ok(present),
+                    _ => Err(Unsupported::construct(format!(
+                        "`{path}` is an object or array column; a string test on its compact JSON text cannot be written over the struct"
+                    ))),
+                }
+            }
+            Place::Element { array, field } => {
+                let v = format!("r.{field}");
+                match &pred.check {
+                    Check::Null => Ok(format!(
+                        "(NOT COALESCE(any_match({array}, r -> r.{field} IS NOT NULL), FALSE))"
+                    )),
+                    Check::FieldRef { .. } => Err(Unsupported::construct(format!(
+                        "`{path}|fieldref` through the array `{array}`"
+                    ))),
+                    check => {
+                        let t = self.test(&v, check, path)?;
+                        Ok(format!(
+                            "COALESCE(any_match({array}, r -> COALESCE({t}, FALSE)), FALSE)"
+                        ))
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(&self, rule: &RuleIr, condition: String) -> Out {
+        let _ = rule;
+        let mut conds = vec![condition];
+        let tc = &self.mapping.time_column;
+        if let Some(s) = &self.options.since {
+            conds.push(format!(
+                "from_iso8601_timestamp({tc}) >= from_iso8601_timestamp({})",
+                sql_str(s)
+            ));
+        }
+        if let Some(u) = &self.options.until {
+            conds.push(format!(
+                "from_iso8601_timestamp({tc}) < from_iso8601_timestamp({})",
+                sql_str(u)
+            ));
+        }
+        if let Some(pf) = &self.mapping.partition_filter {
+            if self.options.since.is_some() || self.options.until.is_some() {
+                let d = |t: &Option<String>, dflt: &str| {
+                    t.as_deref()
+                        .map(|t| t.chars().take(10).collect::<String>().replace('-', "/"))
+                        .unwrap_or_else(|| dflt.to_string())
+                };
+                conds.push(format!(
+                    "({})",
+                    pf.replace("{since}", &d(&self.options.since, "0000/00/00"))
+                        .replace("{until}", &d(&self.options.until, "9999/99/99"))
+                ));
+            }
+        }
+        let select = format!(
+            "SELECT *\nFROM {}\nWHERE {}",
+            self.mapping.table,
+            conds.join("\n  AND ")
+        );
+        Ok(match self.format {
+            AthenaFormat::Plain => select,
+            AthenaFormat::View => format!(
+                "CREATE OR REPLACE VIEW {} AS\n{select}",
+                view_name(&rule.info)
+            ),
+        })
+    }
+}
+
+/// The view name of a rule: `sigil_` and its id/name/title, lower-case.
+pub fn view_name(info: &crate::ir::RuleInfo) -> String {
+    format!(
+        "sigil_{}",
+        super::rule_slug(info).to_lowercase().replace('-', "_")
+    )
+}

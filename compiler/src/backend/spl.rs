@@ -1,0 +1,490 @@
+//! Splunk SPL over `sourcetype=aws:cloudtrail` as the Splunk Add-on for AWS
+//! extracts it (JSON paths with their casing, arrays as `name{}.child`,
+//! JSON null giving no field).
+//!
+//! A rule becomes a base search plus, where search terms cannot say it
+//! exactly, one `| where` clause. Search terms are used for case-insensitive
+//! ASCII text without `*` (a backslash cannot escape `*` in Splunk), `field=*`
+//! tests and CIDR terms; they work on multivalue (array) fields with "any
+//! value" semantics. Everything else (cased text, literal `*`, non-ASCII text,
+//! regexes, numbers, comparisons, time parts, field references) is a `where`
+//! expression whose every test is guarded by `isnotnull()`, so it is
+//! two-valued and `NOT` keeps records without the field. Negation is always
+//! `NOT (...)`, never `!=`.
+
+use crate::ir::{Check, Expr, GlobPiece, Pred, RuleInfo, RuleIr, StrKind};
+use crate::rule::{CmpOp, Position, TimePart};
+
+use super::mapping::SplunkMapping;
+use super::{regex_escape, Backend, Out, Unsupported, NUMERIC_RE};
+
+/// The Splunk backend.
+pub struct Splunk<'a> {
+    /// Field names and base search.
+    pub mapping: &'a SplunkMapping,
+}
+
+fn spl_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Text a quoted search term can hold exactly (case-insensitively).
+fn search_safe(s: &str) -> bool {
+    s.chars().all(|c| (' '..='~').contains(&c) && c != '*')
+}
+
+/// Text equality that never turns numeric: `where` compares two
+/// numeric-looking strings as numbers (`"5"=="5.0"`), so both sides get a
+/// non-numeric prefix.
+fn text_eq(lhs: &str, lit: &str) -> String {
+    format!("(\"_\".{lhs})=={}", spl_quote(&format!("_{lit}")))
+}
+
+fn cmp_holds(op: CmpOp, a: i64, b: i64) -> bool {
+    match op {
+        CmpOp::Gt => a > b,
+        CmpOp::Gte => a >= b,
+        CmpOp::Lt => a < b,
+        CmpOp::Lte => a <= b,
+        CmpOp::Eq => a == b,
+        CmpOp::Neq => a != b,
+    }
+}
+
+impl Splunk<'_> {
+    fn name_of(&self, path: &str) -> Result<String, Unsupported> {
+        if self.mapping.objects.iter().any(|o| o == path) {
+            return Err(Unsupported::construct(format!(
+                "`{path}` holds an object; Splunk extracts only its leaves, so a test on the object's JSON text cannot be expressed"
+            )));
+        }
+        if let Some(n) = self.mapping.fields.get(path) {
+            return Ok(n.clone());
+        }
+        let segs: Vec<&str> = path.split('.').collect();
+        let mut out = String::new();
+        for i in 0..segs.len() {
+            if i > 0 {
+                out.push('.');
+            }
+            out.push_str(segs[i]);
+            let prefix = segs[..=i].join(".");
+            if self.mapping.arrays.contains(&prefix) {
+                out.push_str("{}");
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every spelling of `path` Splunk may use: declared arrays get `{}`;
+    /// a segment neither declared an array nor known to be fixed may be an
+    /// array in some record, so both spellings are tried (at most 16).
+    fn search_fields(&self, path: &str) -> Result<Vec<String>, Unsupported> {
+        let first = self.name_of(path)?;
+        if self.mapping.fields.contains_key(path) {
+            return Ok(vec![self.quote_field(path, first)?]);
+        }
+        let segs: Vec<&str> = path.split('.').collect();
+        let mut names = vec![String::new()];
+        for i in 0..segs.len() {
+            let prefix = segs[..=i].join(".");
+            let declared = self.mapping.arrays.contains(&prefix);
+            let fixed = self.mapping.fixed.contains(&prefix);
+            let mut next = Vec::new();
+            for n in &names {
+                let base = if i == 0 {
+                    segs[0].to_string()
+                } else {
+                    format!("{n}.{}", segs[i])
+                };
+                if declared {
+                    next.push(format!("{base}{{}}"));
+                } else {
+                    next.push(base.clone());
+                    if !fixed {
+                        next.push(format!("{base}{{}}"));
+                    }
+                }
+            }
+            names = next;
+        }
+        if names.len() > 16 {
+            names = vec![first];
+        }
+        names
+            .into_iter()
+            .map(|n| self.quote_field(path, n))
+            .collect()
+    }
+
+    fn quote_field(&self, path: &str, n: String) -> Result<String, Unsupported> {
+        let bare = n
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '{' | '}' | '@' | '-'))
+            && n.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
+        if bare {
+            Ok(n)
+        } else if n.contains(['"', '\\']) || n.chars().any(char::is_control) {
+            Err(Unsupported::field(format!(
+                "`{path}` cannot be written as a Splunk field name"
+            )))
+        } else {
+            Ok(format!("\"{n}\""))
+        }
+    }
+
+    fn where_field(&self, path: &str) -> Result<String, Unsupported> {
+        let n = self.name_of(path)?;
+        if n.contains("{}") {
+            return Err(Unsupported::construct(format!(
+                "`{path}` is a multivalue (array) field and the test needs `| where`, where Splunk does not apply \"any value\" semantics"
+            )));
+        }
+        if n.contains(['\'', '\\']) || n.chars().any(char::is_control) {
+            return Err(Unsupported::field(format!(
+                "`{path}` cannot be written as a Splunk field name"
+            )));
+        }
+        Ok(format!("'{n}'"))
+    }
+
+    /// The predicate as search terms, when they say it exactly.
+    fn search_pred(&self, p: &Pred) -> Option<Result<String, Unsupported>> {
+        let field = p.field.as_ref()?;
+        let names = match self.search_fields(field.as_str()) {
+            Ok(n) => n,
+            Err(e) => return Some(Err(e)),
+        };
+        let any = |f: &dyn Fn(&str) -> String| {
+            if names.len() == 1 {
+                f(&names[0])
+            } else {
+                let parts: Vec<String> = names.iter().map(|n| f(n)).collect();
+                format!("({})", parts.join(" OR "))
+            }
+        };
+        let term = |v: String| any(&|n: &str| format!("{n}={}", spl_quote(&v)));
+        let t = match &p.check {
+            Check::Null => format!("(NOT {})", any(&|n: &str| format!("{n}=*"))),
+            Check::Exists => any(&|n: &str| format!("{n}=*")),
+            Check::Str(m) if !m.cased => match &m.kind {
+                StrKind::Exact(s) if search_safe(s) => term(s.clone()),
+                StrKind::Prefix(s) if search_safe(s) => term(format!("{s}*")),
+                StrKind::Suffix(s) if search_safe(s) => term(format!("*{s}")),
+                StrKind::Contains(s) if search_safe(s) => {
+                    if s.is_empty() {
+                        any(&|n: &str| format!("{n}=*"))
+                    } else {
+                        term(format!("*{s}*"))
+                    }
+                }
+                StrKind::Glob(pieces)
+                    if pieces.iter().all(|g| match g {
+                        GlobPiece::Lit(s) => search_safe(s),
+                        GlobPiece::AnyRun => true,
+                        GlobPiece::AnyChar => false,
+                    }) =>
+                {
+                    let mut v = String::new();
+                    for g in pieces {
+                        match g {
+                            GlobPiece::Lit(s) => v.push_str(s),
+                            _ => v.push('*'),
+                        }
+                    }
+                    term(v)
+                }
+                _ => return None,
+            },
+            Check::StrIn {
+                values,
+                cased: false,
+            } if values.iter().all(|s| search_safe(s)) => {
+                let parts: Vec<String> = values.iter().map(|v| term(v.clone())).collect();
+                format!("({})", parts.join(" OR "))
+            }
+            Check::Bool(b) => term(b.to_string()),
+            Check::Cidr { addr, prefix } => term(super::masked_network(*addr, *prefix)),
+            _ => return None,
+        };
+        Some(Ok(t))
+    }
+
+    /// The whole expression as search terms, if possible.
+    fn search_expr(&self, e: &Expr) -> Option<Result<String, Unsupported>> {
+        Some(Ok(match e {
+            Expr::Const(_) => return None,
+            Expr::And(items) | Expr::Or(items) => {
+                let mut parts = Vec::new();
+                for i in items {
+                    match self.search_expr(i)? {
+                        Ok(s) => parts.push(s),
+                        Err(e) => return Some(Err(e)),
+                    }
+                }
+                let op = if matches!(e, Expr::And(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
+                format!("({})", parts.join(op))
+            }
+            Expr::Not(inner) => match self.search_expr(inner)? {
+                Ok(s) => format!("(NOT {s})"),
+                Err(e) => return Some(Err(e)),
+            },
+            Expr::Pred(p) => return self.search_pred(p),
+        }))
+    }
+
+    fn str_where(&self, f: &str, kind: &StrKind, cased: bool) -> String {
+        let l = if cased {
+            f.to_string()
+        } else {
+            format!("lower({f})")
+        };
+        let re = |body: String| format!("match({l}, {})", spl_quote(&format!("(?s){body}")));
+        let end = "(?!.)";
+        match kind {
+            StrKind::Exact(s) if !s.chars().any(char::is_control) => text_eq(&l, s),
+            StrKind::Exact(s) => re(format!("^{}{end}", regex_escape(s))),
+            StrKind::Prefix(s) => re(format!("^{}", regex_escape(s))),
+            StrKind::Suffix(s) => re(format!("{}{end}", regex_escape(s))),
+            StrKind::Contains(s) => re(regex_escape(s)),
+            StrKind::Glob(pieces) => {
+                let mut body = String::from("^");
+                for g in pieces {
+                    match g {
+                        GlobPiece::Lit(s) => body.push_str(&regex_escape(s)),
+                        GlobPiece::AnyRun => body.push_str(".*"),
+                        GlobPiece::AnyChar => body.push('.'),
+                    }
+                }
+                body.push_str(end);
+                re(body)
+            }
+        }
+    }
+
+    fn time_part_where(&self, f: &str, part: TimePart, op: CmpOp, value: i64) -> Out {
+        let (prefix, width, hi) = match part {
+            TimePart::Year => ("^", 4, 9999),
+            TimePart::Month => ("^[0-9]{4}-", 2, 99),
+            TimePart::Day => ("^[0-9]{4}-[0-9]{2}-", 2, 99),
+            TimePart::Hour => ("^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]", 2, 99),
+            TimePart::Minute => ("^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:", 2, 99),
+            TimePart::Week => {
+                return Err(Unsupported::construct(
+                    "`|week` needs ISO week arithmetic, which SPL's search-time functions cannot do exactly",
+                ))
+            }
+        };
+        let suffix = match part {
+            TimePart::Year => "-[0-9]{2}-[0-9]{2}",
+            TimePart::Month => "-[0-9]{2}",
+            TimePart::Day => "",
+            TimePart::Hour => ":[0-9]{2}",
+            TimePart::Minute | TimePart::Week => "",
+        };
+        let vals: Vec<String> = (0..=hi)
+            .filter(|v| cmp_holds(op, *v, value))
+            .map(|v| format!("{v:0width$}"))
+            .collect();
+        if vals.len() > 200 {
+            return Err(Unsupported::construct(
+                "a year comparison would need a regex over thousands of years",
+            ));
+        }
+        if vals.is_empty() {
+            return Ok("(1==0)".to_string());
+        }
+        let re = format!("{prefix}({}){suffix}", vals.join("|"));
+        Ok(format!(
+            "(isnotnull({f}) AND match({f}, {}))",
+            spl_quote(&re)
+        ))
+    }
+}
+
+impl Backend for Splunk<'_> {
+    fn name(&self) -> &'static str {
+        "splunk"
+    }
+
+    fn const_bool(&self, value: bool) -> Out {
+        Ok(if value { "(1==1)" } else { "(1==0)" }.to_string())
+    }
+
+    fn and(&self, parts: Vec<String>) -> Out {
+        Ok(format!("({})", parts.join(" AND ")))
+    }
+
+    fn or(&self, parts: Vec<String>) -> Out {
+        Ok(format!("({})", parts.join(" OR ")))
+    }
+
+    fn not(&self, inner: String) -> Out {
+        Ok(format!("(NOT {inner})"))
+    }
+
+    /// The predicate as a two-valued `where` expression.
+    fn pred(&self, p: &Pred) -> Out {
+        let Some(field) = &p.field else {
+            return Err(Unsupported::construct(
+                "keywords search every leaf value; Splunk's free-text search also matches keys and raw JSON syntax",
+            ));
+        };
+        let path = field.as_str();
+        let f = self.where_field(path)?;
+        let g = format!("isnotnull({f})");
+        Ok(match &p.check {
+            Check::Null => format!("isnull({f})"),
+            Check::Exists => g,
+            Check::Str(m) => format!("({g} AND {})", self.str_where(&f, &m.kind, m.cased)),
+            Check::StrIn { values, cased } => {
+                let parts: Vec<String> = values
+                    .iter()
+                    .map(|v| self.str_where(&f, &StrKind::Exact(v.clone()), *cased))
+                    .collect();
+                format!("({g} AND ({}))", parts.join(" OR "))
+            }
+            Check::Num { value, text } => format!(
+                "({g} AND ({} OR (match({f}, {}) AND tonumber({f})=={})))",
+                text_eq(&f, text),
+                spl_quote(NUMERIC_RE),
+                value
+            ),
+            Check::Bool(b) => format!(
+                "({g} AND {})",
+                text_eq(&format!("lower({f})"), &b.to_string())
+            ),
+            Check::Regex { pattern, flags } => {
+                let mut fl = String::new();
+                if flags.ignore_case {
+                    fl.push('i');
+                }
+                if flags.multiline {
+                    fl.push('m');
+                }
+                if flags.dot_all {
+                    fl.push('s');
+                }
+                let pat = if fl.is_empty() {
+                    pattern.clone()
+                } else {
+                    format!("(?{fl}){pattern}")
+                };
+                format!("({g} AND match({f}, {}))", spl_quote(&pat))
+            }
+            Check::Cidr { addr, prefix } => format!(
+                "({g} AND cidrmatch({}, {f}))",
+                spl_quote(&super::masked_network(*addr, *prefix))
+            ),
+            Check::Cmp { op, value } => {
+                let o = match op {
+                    CmpOp::Gt => ">",
+                    CmpOp::Gte => ">=",
+                    CmpOp::Lt => "<",
+                    CmpOp::Lte => "<=",
+                    CmpOp::Eq => "==",
+                    CmpOp::Neq => "!=",
+                };
+                format!(
+                    "({g} AND match({f}, {}) AND tonumber({f}){o}{value})",
+                    spl_quote(NUMERIC_RE)
+                )
+            }
+            Check::TimePart { part, op, value } => self.time_part_where(&f, *part, *op, *value)?,
+            Check::FieldRef {
+                other,
+                position,
+                cased,
+            } => {
+                if *position != Position::Equals {
+                    return Err(Unsupported::construct(
+                        "`fieldref` with contains/startswith/endswith: SPL has no literal substring function over two fields",
+                    ));
+                }
+                let o = self.where_field(other.as_str())?;
+                let (a, b) = if *cased {
+                    (f.clone(), o.clone())
+                } else {
+                    (format!("lower({f})"), format!("lower({o})"))
+                };
+                format!("({g} AND isnotnull({o}) AND (\"_\".{a})==(\"_\".{b}))")
+            }
+        })
+    }
+
+    fn finish(&self, _rule: &RuleIr, condition: String) -> Out {
+        Ok(format!("{} | where {condition}", self.mapping.base))
+    }
+
+    fn convert(&self, rule: &RuleIr) -> Out {
+        if let Some(s) = self.search_expr(&rule.expr) {
+            return Ok(format!("{} {}", self.mapping.base, s?));
+        }
+        if let Expr::And(items) = &rule.expr {
+            let mut search = Vec::new();
+            let mut wh = Vec::new();
+            for i in items {
+                match self.search_expr(i) {
+                    Some(s) => search.push(s?),
+                    None => wh.push(self.expr(i)?),
+                }
+            }
+            let mut q = self.mapping.base.clone();
+            if !search.is_empty() {
+                q.push_str(&format!(" ({})", search.join(" AND ")));
+            }
+            q.push_str(&format!(" | where {}", wh.join(" AND ")));
+            return Ok(q);
+        }
+        let cond = self.expr(&rule.expr)?;
+        self.finish(rule, cond)
+    }
+}
+
+/// Splunk's `alert.severity` for a Sigma level.
+pub fn severity(level: Option<&str>) -> u8 {
+    match level {
+        Some("informational") => 2,
+        Some("low") => 3,
+        Some("medium") => 4,
+        Some("high") => 5,
+        Some("critical") => 6,
+        _ => 3,
+    }
+}
+
+fn conf_value(s: &str) -> String {
+    s.replace('\r', "").replace('\n', " \\\n")
+}
+
+/// A `savedsearches.conf` stanza for a rule.
+pub fn saved_search(info: &RuleInfo, query: &str, cron: &str) -> String {
+    let name = format!("sigil - {}", info.title).replace(['[', ']'], "");
+    let mut out = format!("[{}]\n", conf_value(&name));
+    out.push_str(&format!("search = {}\n", conf_value(query)));
+    if let Some(d) = &info.description {
+        out.push_str(&format!("description = {}\n", conf_value(d.trim())));
+    }
+    out.push_str("enableSched = 1\n");
+    out.push_str(&format!("cron_schedule = {cron}\n"));
+    out.push_str("dispatch.earliest_time = -15m\ndispatch.latest_time = now\n");
+    out.push_str("counttype = number of events\nrelation = greater than\nquantity = 0\n");
+    out.push_str(&format!(
+        "alert.severity = {}\nalert.track = 1\n",
+        severity(info.level.as_deref())
+    ));
+    out
+}

@@ -1,0 +1,1154 @@
+//! Correlation windows: the pure, deterministic core that turns base-rule
+//! matches into correlation alerts (SIGMA-SPEC §8).
+//!
+//! The caller extracts, for every record matched by a rule a correlation
+//! references, one [`Event`] (event time, group-by values, aggregated value)
+//! and hands them all to [`evaluate`]. Memory: the engine holds exactly the
+//! events it is given; the caller keeps only base-rule matches (not the input
+//! records), so memory is proportional to those matches, not to the input.
+//! `evaluate` itself adds O(events) for sorting plus O(window) per group.
+//!
+//! Semantics (each is covered by a unit test below):
+//!
+//! - Order independence: events are first sorted by (group, time_ms,
+//!   tiebreak, input, record, value); nothing afterwards looks at the order
+//!   the caller supplied, so the alerts do not depend on file order, thread
+//!   count or how the input was split. `tiebreak` is a content hash, so ties
+//!   in event time are broken the same way whatever the delivery order.
+//! - Groups: each distinct group-by tuple is evaluated independently.
+//!   (Events missing a group-by field are dropped by the caller.)
+//! - Sliding windows over event time, exclusive edge: a window of timespan T
+//!   holds events strictly less than T apart; two events exactly T apart are
+//!   never in one window. Windows are not aligned to clock boundaries, so a
+//!   burst straddling a minute/hour boundary is found.
+//! - Scan: per group, events are visited in sorted order; the window ends at
+//!   the current event and starts at the earliest event less than T before
+//!   it (two pointers).
+//! - One record counts once: for event_count and value_*, if the same
+//!   record (same `RecordRef`, time_ms and tiebreak) arrives as several
+//!   events of one group (it matched several referenced rules), only the
+//!   first in sorted order (lowest `input`) is kept. An event standing for
+//!   an inner correlation's alert carries its own tiebreak, so it is not
+//!   merged with a base match of the same record. temporal/temporal_ordered keep all of them,
+//!   since each carries a different rule.
+//! - Values per type:
+//!   - event_count: number of events in the window;
+//!   - value_count: number of DISTINCT `value` strings (exact, byte-wise
+//!     comparison) in the window; events whose value is None add nothing;
+//!   - value_sum: sum of the values that parse (trimmed) as finite f64; other
+//!     values add nothing; an empty sum is 0;
+//!   - value_avg: that sum divided by the number of events that contributed;
+//!     with no numeric value in the window there is no average and no alert;
+//!   - temporal: number of distinct `input`s (referenced rules) in the window;
+//!   - temporal_ordered: length of the longest prefix of the rule list whose
+//!     rules matched in list order inside the window (see below);
+//!   - value_percentile: Err(Unsupported) — the spec leaves it undefined.
+//! - Condition: all `ops` AND-ed, applied as `value <op> bound`. For
+//!   temporal and temporal_ordered an empty `ops` means `gte inputs`, i.e. all
+//!   referenced rules (equal to `eq inputs` since the value cannot exceed the
+//!   number of rules); for the other types an empty `ops` is an error.
+//! - Alerts and re-arm: when the condition holds for the window ending at the
+//!   current event, ONE alert is emitted (group, start = time of the first
+//!   event in the window, end = current event time, value, records = the
+//!   window's records, each once). The group then re-arms: the next alert may
+//!   only use events strictly after the alerting event (the window start is
+//!   reset past it). A burst therefore gives one alert, and a second burst
+//!   after it gives a second alert. The rule is applied literally for
+//!   lt/lte/eq/neq too: e.g. `event_count lt 5` fires on the first event
+//!   (window of 1), then again on the next event, and so on.
+//! - temporal_ordered: input 0 must occur, then input 1, ..., each strictly
+//!   later by (time_ms, tiebreak) than the previous one (events tied on both
+//!   cannot be ordered and never chain), first to last less than T apart.
+//!   Each event is used at most once: within one chain, a record fills at
+//!   most one stage (when a rule is listed twice the caller passes one event
+//!   per listed position; stages are filled from the previous state, last to
+//!   first, so one record cannot fill two stages); across alerts, the re-arm
+//!   rule drops every event up to the alerting one. Among possible chains
+//!   the one with the latest start is kept (greedy, optimal for the window).
+//!   Alert: start = first chain event, end = current event time, records =
+//!   the chain's records (value 0, possible only with lt/lte/eq/neq: start =
+//!   end = current time, records = the current step's records). Events tied
+//!   on (time_ms, tiebreak) are processed as one step and the re-arm happens
+//!   after that step. Events whose input is not below `inputs` are ignored.
+//! - Output: alerts sorted by (end_ms, group, start_ms), then value and
+//!   records for a total order.
+//! - timespan_ms must be positive, else Err(Unsupported).
+
+use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
+
+use sigil_compiler::rule::{CmpOp, CorrelationType};
+
+/// Where a contributing record came from, so a responder can pivot to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordRef {
+    /// Index of the input source (file).
+    pub source: usize,
+    /// Record number within the source.
+    pub record: u64,
+    /// Line number within the source.
+    pub line: u64,
+}
+
+/// One base-rule match, as seen by a correlation.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// eventTime in epoch milliseconds.
+    pub time_ms: i64,
+    /// Stable content hash of the record (not file order); breaks time ties.
+    pub tiebreak: u64,
+    /// Index of the referenced rule in the correlation's `rules` list.
+    pub input: usize,
+    /// Group-by values (events missing a group field never reach here).
+    pub group: Vec<String>,
+    /// value_count: the field's text; value_sum/value_avg: numeric text;
+    /// None = no value.
+    pub value: Option<String>,
+    /// The record this event came from.
+    pub record: RecordRef,
+}
+
+/// What the correlation computes.
+#[derive(Debug, Clone)]
+pub struct CorrelationSpec {
+    /// The correlation type.
+    pub kind: CorrelationType,
+    /// Window length in milliseconds (must be positive).
+    pub timespan_ms: i64,
+    /// Condition operators, AND-ed; empty for temporal types = all rules.
+    pub ops: Vec<(CmpOp, f64)>,
+    /// Number of referenced rules.
+    pub inputs: usize,
+}
+
+/// One correlation hit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    /// The group-by values.
+    pub group: Vec<String>,
+    /// Time of the first event in the window (or chain).
+    pub start_ms: i64,
+    /// Time of the event that completed the window.
+    pub end_ms: i64,
+    /// The computed value (count, distinct count, sum, average, rules).
+    pub value: f64,
+    /// Contributing records, each once, in event order.
+    pub records: Vec<RecordRef>,
+}
+
+/// A correlation this engine cannot evaluate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported {
+    /// Why.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for Unsupported {}
+
+fn unsupported(reason: impl Into<String>) -> Unsupported {
+    Unsupported {
+        reason: reason.into(),
+    }
+}
+
+/// Evaluates one correlation over the matches of its referenced rules.
+///
+/// Deterministic: the result does not depend on the order of `events`.
+pub fn evaluate(spec: &CorrelationSpec, mut events: Vec<Event>) -> Result<Vec<Alert>, Unsupported> {
+    if spec.timespan_ms <= 0 {
+        return Err(unsupported(format!(
+            "correlation timespan must be positive, got {} ms",
+            spec.timespan_ms
+        )));
+    }
+    let temporal = matches!(
+        spec.kind,
+        CorrelationType::Temporal | CorrelationType::TemporalOrdered
+    );
+    if spec.kind == CorrelationType::ValuePercentile {
+        return Err(unsupported(
+            "correlation type value_percentile is not supported: its meaning is undefined in the \
+             Sigma specification",
+        ));
+    }
+    if temporal && spec.inputs == 0 {
+        return Err(unsupported(format!(
+            "{} correlation references no rules",
+            spec.kind.as_str()
+        )));
+    }
+    let ops: Vec<(CmpOp, f64)> = if spec.ops.is_empty() {
+        if !temporal {
+            return Err(unsupported(format!(
+                "{} correlation has no condition",
+                spec.kind.as_str()
+            )));
+        }
+        vec![(CmpOp::Gte, spec.inputs as f64)]
+    } else {
+        spec.ops.clone()
+    };
+
+    events.sort_by(cmp_events);
+    let mut alerts = Vec::new();
+    for group in events.chunk_by(|a, b| a.group == b.group) {
+        if spec.kind == CorrelationType::TemporalOrdered {
+            ordered(spec.timespan_ms, spec.inputs, &ops, group, &mut alerts);
+        } else {
+            windowed(spec.kind, spec.timespan_ms, &ops, group, &mut alerts);
+        }
+    }
+    alerts.sort_by(cmp_alerts);
+    Ok(alerts)
+}
+
+fn cmp_events(a: &Event, b: &Event) -> Ordering {
+    a.group
+        .cmp(&b.group)
+        .then(a.time_ms.cmp(&b.time_ms))
+        .then(a.tiebreak.cmp(&b.tiebreak))
+        .then(a.input.cmp(&b.input))
+        .then(a.record.cmp(&b.record))
+        .then_with(|| a.value.cmp(&b.value))
+}
+
+fn cmp_alerts(a: &Alert, b: &Alert) -> Ordering {
+    a.end_ms
+        .cmp(&b.end_ms)
+        .then_with(|| a.group.cmp(&b.group))
+        .then(a.start_ms.cmp(&b.start_ms))
+        .then_with(|| a.value.total_cmp(&b.value))
+        .then_with(|| a.records.cmp(&b.records))
+}
+
+fn holds(ops: &[(CmpOp, f64)], value: f64) -> bool {
+    !value.is_nan() && ops.iter().all(|&(op, bound)| op.holds(value, bound))
+}
+
+/// `later - earlier >= span`, without overflow.
+fn too_far(earlier: i64, later: i64, span: i64) -> bool {
+    i128::from(later) - i128::from(earlier) >= i128::from(span)
+}
+
+fn numeric(value: Option<&str>) -> Option<f64> {
+    value
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite())
+}
+
+/// Records of `events`, each once, in order.
+fn unique_records<'a>(events: impl Iterator<Item = &'a Event>) -> Vec<RecordRef> {
+    let mut seen = HashSet::new();
+    events
+        .map(|e| e.record)
+        .filter(|r| seen.insert(*r))
+        .collect()
+}
+
+/// A FIFO of (sum, count) pairs whose total is kept without ever
+/// subtracting (two-stack queue), so removing a huge value from the window
+/// cannot leave rounding residue behind.
+#[derive(Default)]
+struct SumQueue {
+    /// Newest elements, raw.
+    back: Vec<(f64, u64)>,
+    /// Aggregate of `back`.
+    back_total: (f64, u64),
+    /// Oldest elements; each entry holds the aggregate of itself and every
+    /// entry below it (the top is the oldest element).
+    front: Vec<(f64, u64)>,
+}
+
+impl SumQueue {
+    fn push(&mut self, value: Option<f64>) {
+        let item = value.map_or((0.0, 0), |v| (v, 1));
+        self.back.push(item);
+        self.back_total = (self.back_total.0 + item.0, self.back_total.1 + item.1);
+    }
+
+    fn pop(&mut self) {
+        if self.front.is_empty() {
+            let mut total = (0.0, 0);
+            while let Some(item) = self.back.pop() {
+                total = (total.0 + item.0, total.1 + item.1);
+                self.front.push(total);
+            }
+            self.back_total = (0.0, 0);
+        }
+        self.front.pop();
+    }
+
+    fn total(&self) -> (f64, u64) {
+        let front = self.front.last().copied().unwrap_or((0.0, 0));
+        (front.0 + self.back_total.0, front.1 + self.back_total.1)
+    }
+
+    fn clear(&mut self) {
+        *self = SumQueue::default();
+    }
+}
+
+/// The incremental state of one window for the non-ordered types.
+struct Window<'a> {
+    kind: CorrelationType,
+    len: usize,
+    distinct: HashMap<&'a str, usize>,
+    sums: SumQueue,
+    rules: HashMap<usize, usize>,
+}
+
+impl<'a> Window<'a> {
+    fn new(kind: CorrelationType) -> Self {
+        Window {
+            kind,
+            len: 0,
+            distinct: HashMap::new(),
+            sums: SumQueue::default(),
+            rules: HashMap::new(),
+        }
+    }
+
+    fn push(&mut self, e: &'a Event) {
+        self.len += 1;
+        match self.kind {
+            CorrelationType::ValueCount => {
+                if let Some(v) = e.value.as_deref() {
+                    *self.distinct.entry(v).or_insert(0) += 1;
+                }
+            }
+            CorrelationType::ValueSum | CorrelationType::ValueAvg => {
+                self.sums.push(numeric(e.value.as_deref()));
+            }
+            CorrelationType::Temporal => *self.rules.entry(e.input).or_insert(0) += 1,
+            _ => {}
+        }
+    }
+
+    fn pop(&mut self, e: &'a Event) {
+        self.len -= 1;
+        match self.kind {
+            CorrelationType::ValueCount => {
+                if let Some(v) = e.value.as_deref() {
+                    decrement(&mut self.distinct, v);
+                }
+            }
+            CorrelationType::ValueSum | CorrelationType::ValueAvg => self.sums.pop(),
+            CorrelationType::Temporal => decrement(&mut self.rules, e.input),
+            _ => {}
+        }
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+        self.distinct.clear();
+        self.sums.clear();
+        self.rules.clear();
+    }
+
+    /// The window's value; None when it has none (average of nothing).
+    fn value(&self) -> Option<f64> {
+        match self.kind {
+            CorrelationType::EventCount => Some(self.len as f64),
+            CorrelationType::ValueCount => Some(self.distinct.len() as f64),
+            CorrelationType::ValueSum => Some(self.sums.total().0),
+            CorrelationType::ValueAvg => {
+                let (sum, n) = self.sums.total();
+                (n > 0).then(|| sum / n as f64)
+            }
+            CorrelationType::Temporal => Some(self.rules.len() as f64),
+            CorrelationType::ValuePercentile | CorrelationType::TemporalOrdered => None,
+        }
+    }
+}
+
+fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: K) {
+    if let Some(n) = map.get_mut(&key) {
+        *n -= 1;
+        if *n == 0 {
+            map.remove(&key);
+        }
+    }
+}
+
+/// event_count, value_count, value_sum, value_avg, temporal over one group
+/// (sorted).
+fn windowed(
+    kind: CorrelationType,
+    span: i64,
+    ops: &[(CmpOp, f64)],
+    group: &[Event],
+    out: &mut Vec<Alert>,
+) {
+    let events: Vec<&Event> = if kind == CorrelationType::Temporal {
+        group.iter().collect()
+    } else {
+        let mut seen = HashSet::new();
+        group
+            .iter()
+            .filter(|e| seen.insert((e.record, e.time_ms, e.tiebreak)))
+            .collect()
+    };
+    let mut window = Window::new(kind);
+    let mut lo = 0;
+    for (j, &current) in events.iter().enumerate() {
+        window.push(current);
+        while too_far(events[lo].time_ms, current.time_ms, span) {
+            window.pop(events[lo]);
+            lo += 1;
+        }
+        let Some(value) = window.value() else {
+            continue;
+        };
+        if holds(ops, value) {
+            let members = &events[lo..=j];
+            out.push(Alert {
+                group: current.group.clone(),
+                start_ms: members[0].time_ms,
+                end_ms: current.time_ms,
+                value,
+                records: unique_records(members.iter().copied()),
+            });
+            // Re-arm: only events strictly after the alerting one.
+            window.clear();
+            lo = j + 1;
+        }
+    }
+}
+
+/// A partial temporal_ordered chain: indexes (into the group) of the events
+/// filling stages 0..=s.
+#[derive(Clone)]
+struct Chain {
+    items: Vec<usize>,
+}
+
+impl Chain {
+    fn start(&self, group: &[Event]) -> (i64, u64, usize) {
+        let first = self.items[0];
+        (group[first].time_ms, group[first].tiebreak, first)
+    }
+}
+
+/// temporal_ordered over one group (sorted).
+fn ordered(span: i64, stages: usize, ops: &[(CmpOp, f64)], group: &[Event], out: &mut Vec<Alert>) {
+    // best[s]: among chains filling stages 0..=s from earlier steps, the one
+    // with the latest start (the best for any later completion).
+    let mut best: Vec<Option<Chain>> = vec![None; stages];
+    let mut i = 0;
+    while i < group.len() {
+        let now = (group[i].time_ms, group[i].tiebreak);
+        let mut end = i;
+        while end < group.len() && (group[end].time_ms, group[end].tiebreak) == now {
+            end += 1;
+        }
+        let step = i..end;
+        i = end;
+        let fresh = |c: &Chain| !too_far(group[c.items[0]].time_ms, now.0, span);
+
+        // One occurrence per record in this step, with the stages it can fill.
+        let mut occurrences: Vec<(RecordRef, usize, Vec<usize>)> = Vec::new();
+        for k in step.clone() {
+            let e = &group[k];
+            if e.input >= stages {
+                continue;
+            }
+            match occurrences.iter_mut().find(|o| o.0 == e.record) {
+                Some(o) => o.2.push(e.input),
+                None => occurrences.push((e.record, k, vec![e.input])),
+            }
+        }
+        // Every update reads only the state before this step, so nothing in
+        // the step chains onto itself (strict order), and stages are visited
+        // last to first so one record cannot fill two stages of a chain.
+        let mut updates: Vec<(usize, Chain)> = Vec::new();
+        for (_, index, inputs) in &mut occurrences {
+            inputs.sort_unstable();
+            inputs.dedup();
+            for &s in inputs.iter().rev() {
+                let chain = if s == 0 {
+                    Chain {
+                        items: vec![*index],
+                    }
+                } else {
+                    match &best[s - 1] {
+                        Some(prev) if fresh(prev) => {
+                            let mut items = prev.items.clone();
+                            items.push(*index);
+                            Chain { items }
+                        }
+                        _ => continue,
+                    }
+                };
+                updates.push((s, chain));
+            }
+        }
+        for (s, chain) in updates {
+            let better = match &best[s] {
+                None => true,
+                Some(old) => chain.start(group) > old.start(group),
+            };
+            if better {
+                best[s] = Some(chain);
+            }
+        }
+
+        // Fresh stages form a prefix: a fresh chain for s has a fresh prefix
+        // for s - 1, and best[s - 1] starts no earlier.
+        let done = best
+            .iter()
+            .take_while(|c| c.as_ref().is_some_and(fresh))
+            .count();
+        if holds(ops, done as f64) {
+            let (start_ms, records) = match done.checked_sub(1).and_then(|s| best[s].as_ref()) {
+                Some(chain) => (
+                    group[chain.items[0]].time_ms,
+                    unique_records(chain.items.iter().map(|&k| &group[k])),
+                ),
+                None => (now.0, unique_records(group[step].iter())),
+            };
+            out.push(Alert {
+                group: group[end - 1].group.clone(),
+                start_ms,
+                end_ms: now.0,
+                value: done as f64,
+                records,
+            });
+            // Re-arm: only events after this step.
+            best.iter_mut().for_each(|c| *c = None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+    /// 2026-11-22T04:00:00Z.
+    const HOUR_MARK: i64 = 1_795_320_000_000;
+
+    fn rec(n: u64) -> RecordRef {
+        RecordRef {
+            source: (n % 3) as usize,
+            record: n,
+            line: n + 1,
+        }
+    }
+
+    fn ev(n: u64, time_ms: i64, user: &str, input: usize, value: Option<&str>) -> Event {
+        Event {
+            time_ms,
+            tiebreak: n.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            input,
+            group: vec![user.to_string()],
+            value: value.map(str::to_string),
+            record: rec(n),
+        }
+    }
+
+    fn spec(
+        kind: CorrelationType,
+        timespan_ms: i64,
+        ops: &[(CmpOp, f64)],
+        inputs: usize,
+    ) -> CorrelationSpec {
+        CorrelationSpec {
+            kind,
+            timespan_ms,
+            ops: ops.to_vec(),
+            inputs,
+        }
+    }
+
+    fn burst(spec_: &CorrelationSpec, events: Vec<Event>) -> Vec<Alert> {
+        evaluate(spec_, events).unwrap()
+    }
+
+    fn count_gte(n: f64) -> CorrelationSpec {
+        spec(CorrelationType::EventCount, 5 * MIN, &[(CmpOp::Gte, n)], 1)
+    }
+
+    /// `n` events of `user`, evenly `step_ms` apart from `start`.
+    fn series(first: u64, n: u64, start: i64, step_ms: i64, user: &str) -> Vec<Event> {
+        (0..n)
+            .map(|k| ev(first + k, start + k as i64 * step_ms, user, 0, None))
+            .collect()
+    }
+
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            let mut x = self.0;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.0 = x;
+            x
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+
+        fn shuffle<T>(&mut self, items: &mut [T]) {
+            for k in (1..items.len()).rev() {
+                let j = self.below(k as u64 + 1) as usize;
+                items.swap(k, j);
+            }
+        }
+    }
+
+    #[test]
+    fn nineteen_in_five_minutes_is_a_near_miss() {
+        let events = series(0, 19, HOUR_MARK, 10_000, "alice");
+        assert!(burst(&count_gte(20.0), events).is_empty());
+    }
+
+    #[test]
+    fn twenty_over_six_minutes_is_a_near_miss() {
+        // 19 gaps of 6 min / 19: any 20 consecutive span 6 minutes.
+        let events = series(0, 20, HOUR_MARK, 6 * MIN / 19, "alice");
+        assert!(burst(&count_gte(20.0), events).is_empty());
+    }
+
+    #[test]
+    fn twenty_by_two_users_is_a_near_miss() {
+        let mut events = series(0, 10, HOUR_MARK, 5_000, "alice");
+        events.extend(series(10, 10, HOUR_MARK + 2_500, 5_000, "bob"));
+        assert!(burst(&count_gte(20.0), events).is_empty());
+    }
+
+    #[test]
+    fn twenty_by_one_user_shuffled_alerts() {
+        let mut events = series(0, 20, HOUR_MARK, 10_000, "alice");
+        let ordered_alerts = burst(&count_gte(20.0), events.clone());
+        XorShift(7).shuffle(&mut events);
+        let alerts = burst(&count_gte(20.0), events);
+        assert_eq!(alerts, ordered_alerts);
+        assert_eq!(alerts.len(), 1);
+        let a = &alerts[0];
+        assert_eq!(a.group, vec!["alice".to_string()]);
+        assert_eq!(a.value, 20.0);
+        assert_eq!((a.start_ms, a.end_ms), (HOUR_MARK, HOUR_MARK + 190_000));
+        let expected: Vec<RecordRef> = (0..20).map(rec).collect();
+        assert_eq!(a.records, expected);
+    }
+
+    #[test]
+    fn burst_straddling_an_hour_boundary_alerts() {
+        // 20 events from 03:58 to 04:01:10, across the 04:00 mark.
+        let events = series(0, 20, HOUR_MARK - 2 * MIN, 10_000, "alice");
+        let alerts = burst(&count_gte(20.0), events);
+        assert_eq!(alerts.len(), 1);
+        assert!(alerts[0].start_ms < HOUR_MARK && alerts[0].end_ms > HOUR_MARK);
+    }
+
+    #[test]
+    fn window_edge_is_exclusive() {
+        let s = spec(
+            CorrelationType::EventCount,
+            300_000,
+            &[(CmpOp::Gte, 2.0)],
+            1,
+        );
+        let apart = |gap| {
+            vec![
+                ev(1, HOUR_MARK, "a", 0, None),
+                ev(2, HOUR_MARK + gap, "a", 0, None),
+            ]
+        };
+        assert!(burst(&s, apart(300_000)).is_empty());
+        let alerts = burst(&s, apart(299_999));
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(
+            (alerts[0].start_ms, alerts[0].end_ms),
+            (HOUR_MARK, HOUR_MARK + 299_999)
+        );
+    }
+
+    #[test]
+    fn one_alert_per_burst_then_rearm() {
+        // 30 events in one burst: one alert (at the 20th); the 10 after it
+        // do not reach 20 again. A second burst an hour later alerts again.
+        let mut events = series(0, 30, HOUR_MARK, 5_000, "alice");
+        events.extend(series(100, 20, HOUR_MARK + 60 * MIN, 5_000, "alice"));
+        let alerts = burst(&count_gte(20.0), events);
+        assert_eq!(alerts.len(), 2);
+        assert_eq!(alerts[0].end_ms, HOUR_MARK + 19 * 5_000);
+        assert_eq!(alerts[0].records.len(), 20);
+        assert_eq!(alerts[1].start_ms, HOUR_MARK + 60 * MIN);
+        assert_eq!(alerts[1].records[0], rec(100));
+    }
+
+    #[test]
+    fn rearm_uses_only_later_events() {
+        // 40 events in one window: two alerts, disjoint records.
+        let events = series(0, 40, HOUR_MARK, 1_000, "alice");
+        let alerts = burst(&count_gte(20.0), events);
+        assert_eq!(alerts.len(), 2);
+        assert_eq!(alerts[1].records, (20..40).map(rec).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn lt_fires_on_the_first_event() {
+        let s = spec(CorrelationType::EventCount, 5 * MIN, &[(CmpOp::Lt, 5.0)], 1);
+        let alerts = burst(&s, series(0, 3, HOUR_MARK, 1_000, "a"));
+        // Each event alone is a window of 1 after re-arm.
+        assert_eq!(alerts.len(), 3);
+        assert!(alerts
+            .iter()
+            .all(|a| a.value == 1.0 && a.records.len() == 1));
+    }
+
+    #[test]
+    fn range_condition_is_anded() {
+        let s = spec(
+            CorrelationType::EventCount,
+            5 * MIN,
+            &[(CmpOp::Gt, 2.0), (CmpOp::Lte, 3.0)],
+            1,
+        );
+        let alerts = burst(&s, series(0, 10, HOUR_MARK, 1_000, "a"));
+        assert!(alerts.iter().all(|a| a.value == 3.0));
+        assert_eq!(alerts.len(), 3);
+    }
+
+    #[test]
+    fn same_record_counts_once() {
+        // A record matching two referenced rules arrives twice.
+        let s = spec(
+            CorrelationType::EventCount,
+            5 * MIN,
+            &[(CmpOp::Gte, 2.0)],
+            2,
+        );
+        let events = vec![
+            ev(1, HOUR_MARK, "a", 0, None),
+            ev(1, HOUR_MARK, "a", 1, None),
+        ];
+        assert!(burst(&s, events.clone()).is_empty());
+        let mut more = events;
+        more.push(ev(2, HOUR_MARK + 1, "a", 1, None));
+        assert_eq!(burst(&s, more)[0].records, vec![rec(1), rec(2)]);
+    }
+
+    #[test]
+    fn value_count_counts_distinct_values() {
+        let s = spec(
+            CorrelationType::ValueCount,
+            5 * MIN,
+            &[(CmpOp::Gte, 3.0)],
+            1,
+        );
+        let v = |n, t, x| ev(n, HOUR_MARK + t, "key", 0, x);
+        // Repeats and None do not count.
+        let near = vec![
+            v(1, 0, Some("b1")),
+            v(2, 1, Some("b1")),
+            v(3, 2, Some("b2")),
+            v(4, 3, None),
+            v(5, 4, Some("b2")),
+            v(6, 5, Some("b1")),
+        ];
+        assert!(burst(&s, near.clone()).is_empty());
+        let mut hit = near;
+        hit.push(v(7, 6, Some("b3")));
+        let alerts = burst(&s, hit);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].value, 3.0);
+        assert_eq!(alerts[0].records.len(), 7);
+        // A value leaving the window stops counting.
+        let expired = vec![
+            v(1, 0, Some("b1")),
+            v(2, 5 * MIN, Some("b2")),
+            v(3, 5 * MIN + 1, Some("b3")),
+        ];
+        assert!(burst(&s, expired).is_empty());
+    }
+
+    #[test]
+    fn value_sum_and_avg_ignore_non_numeric() {
+        let v = |n, t, x: &str| ev(n, HOUR_MARK + t, "a", 0, Some(x));
+        let events = vec![
+            v(1, 0, "12"),
+            v(2, 1, "abc"),
+            v(3, 2, " 20.5 "),
+            v(4, 3, "NaN"),
+            v(5, 4, "inf"),
+            ev(6, HOUR_MARK + 5, "a", 0, None),
+            v(7, 6, "-2.5"),
+        ];
+        // Running sums 12, 32.5, 30.
+        let sum = spec(CorrelationType::ValueSum, 5 * MIN, &[(CmpOp::Eq, 30.0)], 1);
+        let alerts = burst(&sum, events.clone());
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].value, 30.0);
+        assert_eq!(alerts[0].end_ms, HOUR_MARK + 6);
+        // Averages over the numeric values only: 12, 16.25, then 30 / 3.
+        let avg = spec(CorrelationType::ValueAvg, 5 * MIN, &[(CmpOp::Eq, 10.0)], 1);
+        let alerts = burst(&avg, events[2..].to_vec());
+        assert!(alerts.is_empty(), "20.5 alone, then (20.5 - 2.5) / 2");
+        let alerts = burst(&avg, events);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].value, 10.0);
+        // No numeric value: no average, no alert, even for neq.
+        let neq = spec(CorrelationType::ValueAvg, 5 * MIN, &[(CmpOp::Neq, 1.0)], 1);
+        assert!(burst(&neq, vec![v(1, 0, "x")]).is_empty());
+    }
+
+    #[test]
+    fn value_sum_window_slides_without_residue() {
+        let s = spec(CorrelationType::ValueSum, 1_000, &[(CmpOp::Eq, 0.1)], 1);
+        let v = |n, t, x: &str| ev(n, HOUR_MARK + t, "a", 0, Some(x));
+        let alerts = burst(&s, vec![v(1, 0, "1e20"), v(2, 1, "3"), v(3, 2_000, "0.1")]);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].value, 0.1);
+    }
+
+    #[test]
+    fn temporal_any_order() {
+        let s = spec(CorrelationType::Temporal, 5 * MIN, &[], 3);
+        let e = |n, t, input| ev(n, HOUR_MARK + t, "u", input, None);
+        let events = vec![e(1, 0, 2), e(2, 10, 0), e(3, 20, 0), e(4, 30, 1)];
+        let alerts = burst(&s, events);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].value, 3.0);
+        assert_eq!(alerts[0].end_ms, HOUR_MARK + 30);
+        // Missing one rule: no alert; out of window: no alert.
+        assert!(burst(&s, vec![e(1, 0, 2), e(2, 10, 0)]).is_empty());
+        assert!(burst(&s, vec![e(1, 0, 2), e(2, 10, 0), e(3, 5 * MIN, 1)]).is_empty());
+    }
+
+    fn login(n: u64, t: i64, input: usize) -> Event {
+        ev(n, HOUR_MARK + t * 1_000, "root", input, None)
+    }
+
+    #[test]
+    fn temporal_ordered_success_before_failures_is_a_near_miss() {
+        // rules: [failed login, successful login]
+        let s = spec(CorrelationType::TemporalOrdered, 5 * MIN, &[], 2);
+        let events = vec![
+            login(1, 0, 1),
+            login(2, 10, 0),
+            login(3, 20, 0),
+            login(4, 30, 0),
+        ];
+        assert!(burst(&s, events).is_empty());
+    }
+
+    #[test]
+    fn temporal_ordered_failures_then_success_alerts() {
+        let s = spec(CorrelationType::TemporalOrdered, 5 * MIN, &[], 2);
+        let mut events = vec![
+            login(1, 0, 0),
+            login(2, 10, 0),
+            login(3, 20, 0),
+            login(4, 30, 1),
+        ];
+        XorShift(3).shuffle(&mut events);
+        let alerts = burst(&s, events);
+        assert_eq!(alerts.len(), 1);
+        // The latest-starting chain: last failure, then success.
+        assert_eq!(alerts[0].records, vec![rec(3), rec(4)]);
+        assert_eq!(
+            (alerts[0].start_ms, alerts[0].end_ms),
+            (HOUR_MARK + 20_000, HOUR_MARK + 30_000)
+        );
+        assert_eq!(alerts[0].value, 2.0);
+        // Too far apart: no alert.
+        assert!(burst(&s, vec![login(1, 0, 0), login(2, 300, 1)]).is_empty());
+        // Same time and tiebreak cannot be ordered.
+        let mut tied = login(2, 0, 1);
+        tied.tiebreak = login(1, 0, 0).tiebreak;
+        assert!(burst(&s, vec![login(1, 0, 0), tied]).is_empty());
+    }
+
+    #[test]
+    fn temporal_ordered_rule_listed_twice_uses_each_event_once() {
+        // rules: [failed, failed, success]; a failure is passed once per
+        // listed position (inputs 0 and 1).
+        let s = spec(CorrelationType::TemporalOrdered, 5 * MIN, &[], 3);
+        let fail = |n, t| vec![login(n, t, 0), login(n, t, 1)];
+        let one: Vec<Event> = fail(1, 0).into_iter().chain([login(9, 30, 2)]).collect();
+        assert!(
+            burst(&s, one).is_empty(),
+            "one failure cannot fill two stages"
+        );
+        let two: Vec<Event> = fail(1, 0)
+            .into_iter()
+            .chain(fail(2, 10))
+            .chain([login(9, 30, 2)])
+            .collect();
+        let alerts = burst(&s, two);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].records, vec![rec(1), rec(2), rec(9)]);
+        // Re-arm: a second success right after reuses nothing.
+        let reuse: Vec<Event> = fail(1, 0)
+            .into_iter()
+            .chain(fail(2, 10))
+            .chain([login(9, 30, 2), login(10, 40, 2)])
+            .collect();
+        assert_eq!(burst(&s, reuse).len(), 1);
+    }
+
+    #[test]
+    fn temporal_ordered_partial_condition() {
+        // gte 2 of 3 stages: fires once stage 0 then stage 1 occurred.
+        let s = spec(
+            CorrelationType::TemporalOrdered,
+            5 * MIN,
+            &[(CmpOp::Gte, 2.0)],
+            3,
+        );
+        let alerts = burst(&s, vec![login(1, 0, 1), login(2, 10, 0), login(3, 20, 1)]);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].records, vec![rec(2), rec(3)]);
+    }
+
+    #[test]
+    fn unsupported_and_invalid_specs() {
+        let p = spec(
+            CorrelationType::ValuePercentile,
+            MIN,
+            &[(CmpOp::Lte, 1.0)],
+            1,
+        );
+        assert!(evaluate(&p, Vec::new())
+            .unwrap_err()
+            .reason
+            .contains("value_percentile"));
+        assert!(evaluate(
+            &spec(CorrelationType::EventCount, 0, &[(CmpOp::Gte, 1.0)], 1),
+            Vec::new()
+        )
+        .is_err());
+        assert!(evaluate(&spec(CorrelationType::EventCount, MIN, &[], 1), Vec::new()).is_err());
+        assert!(evaluate(&spec(CorrelationType::Temporal, MIN, &[], 0), Vec::new()).is_err());
+    }
+
+    #[test]
+    fn alerts_sorted_by_end_then_group() {
+        let mut events = series(0, 2, HOUR_MARK + 10, 1, "zed");
+        events.extend(series(10, 2, HOUR_MARK, 11, "amy"));
+        events.extend(series(20, 2, HOUR_MARK + 5, 6, "bob"));
+        let alerts = burst(
+            &spec(CorrelationType::EventCount, MIN, &[(CmpOp::Gte, 2.0)], 1),
+            events,
+        );
+        let keys: Vec<(i64, &str)> = alerts
+            .iter()
+            .map(|a| (a.end_ms - HOUR_MARK, a.group[0].as_str()))
+            .collect();
+        assert_eq!(keys, vec![(11, "amy"), (11, "bob"), (11, "zed")]);
+        assert_eq!(alerts[0].start_ms, HOUR_MARK);
+    }
+
+    /// Naive reference for the windowed types: recompute each window.
+    fn reference(s: &CorrelationSpec, events: &[Event]) -> Vec<Alert> {
+        let mut sorted = events.to_vec();
+        sorted.sort_by(cmp_events);
+        let mut out = Vec::new();
+        for group in sorted.chunk_by(|a, b| a.group == b.group) {
+            let mut seen = HashSet::new();
+            let group: Vec<&Event> = group
+                .iter()
+                .filter(|e| {
+                    s.kind == CorrelationType::Temporal
+                        || seen.insert((e.record, e.time_ms, e.tiebreak))
+                })
+                .collect();
+            let mut armed_from = 0;
+            for j in 0..group.len() {
+                let w: Vec<&Event> = group[armed_from..=j]
+                    .iter()
+                    .copied()
+                    .filter(|e| group[j].time_ms - e.time_ms < s.timespan_ms)
+                    .collect();
+                let nums: Vec<f64> = w
+                    .iter()
+                    .filter_map(|e| numeric(e.value.as_deref()))
+                    .collect();
+                let value = match s.kind {
+                    CorrelationType::EventCount => w.len() as f64,
+                    CorrelationType::ValueCount => w
+                        .iter()
+                        .filter_map(|e| e.value.as_deref())
+                        .collect::<HashSet<_>>()
+                        .len() as f64,
+                    CorrelationType::ValueSum => nums.iter().sum(),
+                    CorrelationType::ValueAvg if nums.is_empty() => continue,
+                    CorrelationType::ValueAvg => nums.iter().sum::<f64>() / nums.len() as f64,
+                    _ => w.iter().map(|e| e.input).collect::<HashSet<_>>().len() as f64,
+                };
+                if s.ops.iter().all(|&(op, b)| op.holds(value, b)) {
+                    out.push(Alert {
+                        group: group[j].group.clone(),
+                        start_ms: w[0].time_ms,
+                        end_ms: group[j].time_ms,
+                        value,
+                        records: unique_records(w.iter().copied()),
+                    });
+                    armed_from = j + 1;
+                }
+            }
+        }
+        out.sort_by(cmp_alerts);
+        out
+    }
+
+    /// Naive reference for temporal_ordered: at every step, recompute from
+    /// scratch the latest start of an in-order chain per prefix length.
+    /// Compares (group, start, end, value); records depend on tie choices.
+    fn reference_ordered(
+        s: &CorrelationSpec,
+        events: &[Event],
+    ) -> Vec<(Vec<String>, i64, i64, f64)> {
+        let ops = if s.ops.is_empty() {
+            vec![(CmpOp::Gte, s.inputs as f64)]
+        } else {
+            s.ops.clone()
+        };
+        let mut sorted = events.to_vec();
+        sorted.sort_by(cmp_events);
+        let mut out = Vec::new();
+        for group in sorted.chunk_by(|a, b| a.group == b.group) {
+            let key = |e: &Event| (e.time_ms, e.tiebreak);
+            let mut armed_from = 0;
+            let mut i = 0;
+            while i < group.len() {
+                let now = key(&group[i]);
+                while i < group.len() && key(&group[i]) == now {
+                    i += 1;
+                }
+                let w: Vec<&Event> = group[armed_from..i]
+                    .iter()
+                    .filter(|e| now.0 - e.time_ms < s.timespan_ms && e.input < s.inputs)
+                    .collect();
+                // start[x][st]: latest start time of a chain whose stage st is w[x].
+                let mut start: Vec<Vec<Option<i64>>> = vec![vec![None; s.inputs]; w.len()];
+                for x in 0..w.len() {
+                    let st = w[x].input;
+                    start[x][st] = if st == 0 {
+                        Some(w[x].time_ms)
+                    } else {
+                        (0..x)
+                            .filter(|&y| w[y].input == st - 1 && key(w[y]) < key(w[x]))
+                            .filter_map(|y| start[y][st - 1])
+                            .max()
+                    };
+                }
+                let best = |st: usize| (0..w.len()).filter_map(|x| start[x][st]).max();
+                let done = (0..s.inputs).take_while(|&st| best(st).is_some()).count();
+                if ops.iter().all(|&(op, b)| op.holds(done as f64, b)) {
+                    let start_ms = done.checked_sub(1).and_then(best).unwrap_or(now.0);
+                    out.push((group[i - 1].group.clone(), start_ms, now.0, done as f64));
+                    armed_from = i;
+                }
+            }
+        }
+        out.sort_by(|a, b| {
+            (a.2, &a.0, a.1)
+                .cmp(&(b.2, &b.0, b.1))
+                .then(a.3.total_cmp(&b.3))
+        });
+        out
+    }
+
+    fn random_events(rng: &mut XorShift, inputs: u64) -> Vec<Event> {
+        let n = rng.below(60);
+        let mut events = Vec::new();
+        for k in 0..n {
+            let user = ["alice", "bob", "carol"][rng.below(3) as usize];
+            // Coarse times force ties; tiebreak sometimes collides too.
+            let time = HOUR_MARK + rng.below(40) as i64 * 7_500;
+            let value = match rng.below(5) {
+                0 => None,
+                1 => Some("x".to_string()),
+                v => Some((v * 3).to_string()),
+            };
+            let mut e = ev(k, time, user, rng.below(inputs) as usize, None);
+            e.value = value;
+            if rng.below(4) == 0 {
+                e.tiebreak = 42;
+            }
+            events.push(e.clone());
+            if rng.below(6) == 0 {
+                // The same record again, for another referenced rule.
+                e.input = rng.below(inputs) as usize;
+                events.push(e);
+            }
+        }
+        events
+    }
+
+    #[test]
+    fn order_independence_property() {
+        let mut rng = XorShift(0x5EED_1234_ABCD_0001);
+        let kinds = [
+            CorrelationType::EventCount,
+            CorrelationType::ValueCount,
+            CorrelationType::ValueSum,
+            CorrelationType::ValueAvg,
+            CorrelationType::Temporal,
+            CorrelationType::TemporalOrdered,
+        ];
+        let conditions: [&[(CmpOp, f64)]; 4] = [
+            &[(CmpOp::Gte, 3.0)],
+            &[(CmpOp::Lt, 2.0)],
+            &[(CmpOp::Gt, 1.0), (CmpOp::Lte, 6.0)],
+            &[(CmpOp::Neq, 9.0)],
+        ];
+        let mut fired = 0;
+        let mut chains = 0;
+        for round in 0..300 {
+            let inputs = 1 + rng.below(3);
+            let events = random_events(&mut rng, inputs);
+            let kind = kinds[round % kinds.len()];
+            let ops = conditions[(round / kinds.len()) % conditions.len()];
+            let s = spec(kind, 2 * MIN, ops, inputs as usize);
+            let alerts = evaluate(&s, events.clone()).unwrap();
+            fired += alerts.len();
+            if kind == CorrelationType::TemporalOrdered {
+                chains += alerts.iter().filter(|a| a.value >= 2.0).count();
+            }
+            let mut shuffled = events.clone();
+            rng.shuffle(&mut shuffled);
+            assert_eq!(evaluate(&s, shuffled).unwrap(), alerts, "round {round}");
+            shuffled = events.clone();
+            shuffled.reverse();
+            assert_eq!(
+                evaluate(&s, shuffled).unwrap(),
+                alerts,
+                "round {round} reversed"
+            );
+            if kind == CorrelationType::TemporalOrdered {
+                let summary: Vec<_> = alerts
+                    .iter()
+                    .map(|a| (a.group.clone(), a.start_ms, a.end_ms, a.value))
+                    .collect();
+                assert_eq!(
+                    reference_ordered(&s, &events),
+                    summary,
+                    "round {round} reference"
+                );
+            } else {
+                assert_eq!(reference(&s, &events), alerts, "round {round} reference");
+            }
+        }
+        assert!(
+            fired > 300,
+            "the random cases must exercise alerts, got {fired}"
+        );
+        assert!(
+            chains > 20,
+            "temporal_ordered chains must occur, got {chains}"
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! `sigil convert`: the catalog as Splunk SPL or Athena SQL.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::ValueEnum;
+use sigil::render;
+use sigil_compiler::backend::{self, spl, Mapping, Options, Target};
+use sigil_compiler::catalog::Catalog;
+use sigil_compiler::diag::{Diagnostic, Diagnostics, Severity};
+use sigil_compiler::ir;
+use sigil_compiler::source::Source;
+
+use crate::check::{config, EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE};
+
+/// `--target`.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+pub enum ConvertTarget {
+    /// Splunk SPL (`sourcetype=aws:cloudtrail`).
+    Splunk,
+    /// Athena SQL (Trino, engine 3) over the CloudTrail table.
+    Athena,
+}
+
+/// `--format`.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+pub enum ConvertFormat {
+    /// One query per rule, separated by blank lines (`;`-terminated for Athena).
+    Plain,
+    /// One JSON object per rule: {"rule", "target", "query"|"error"}.
+    Json,
+    /// Athena: `CREATE OR REPLACE VIEW` statements.
+    View,
+    /// Splunk: `savedsearches.conf` stanzas.
+    Savedsearches,
+}
+
+/// Options of `sigil convert`.
+pub struct ConvertOptions {
+    pub paths: Vec<PathBuf>,
+    pub target: ConvertTarget,
+    pub output: Option<PathBuf>,
+    pub format: ConvertFormat,
+    pub mapping: Option<PathBuf>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub placeholders: Option<PathBuf>,
+    pub fail_on_unsupported: bool,
+}
+
+pub fn run(o: ConvertOptions) -> u8 {
+    let target = match o.target {
+        ConvertTarget::Splunk => Target::Splunk,
+        ConvertTarget::Athena => Target::Athena,
+    };
+    match (target, o.format) {
+        (Target::Splunk, ConvertFormat::View) | (Target::Athena, ConvertFormat::Savedsearches) => {
+            eprintln!(
+                "error: --format {:?} does not apply to --target {}",
+                o.format,
+                target.name()
+            );
+            return EXIT_USAGE;
+        }
+        _ => {}
+    }
+    let config = match config(o.placeholders) {
+        Ok(c) => c,
+        Err(diags) => {
+            let _ = render::human(&mut std::io::stderr().lock(), diags.iter());
+            return EXIT_USAGE;
+        }
+    };
+    let mut mdiags = Diagnostics::new();
+    let mapping = match &o.mapping {
+        Some(p) => Mapping::from_file(p, &mut mdiags),
+        None => Mapping::default(),
+    };
+    if mdiags.has_errors() {
+        let _ = render::human(&mut std::io::stderr().lock(), mdiags.iter());
+        return EXIT_USAGE;
+    }
+    let started = std::time::Instant::now();
+    let paths = if o.paths.is_empty() {
+        vec![PathBuf::from("rules")]
+    } else {
+        o.paths
+    };
+    let mut catalog = Catalog::load(&paths, &config);
+    let (program, ir_diags) = ir::from_catalog(&catalog);
+    let mut diags = catalog.take_diagnostics();
+    for d in ir_diags.iter() {
+        diags.push(d.clone());
+    }
+    let options = Options {
+        since: o.since,
+        until: o.until,
+    };
+    let view = o.format == ConvertFormat::View;
+    let mut out_text = String::new();
+    let (mut ok, mut unsupported) = (0usize, 0usize);
+    for rule in &program.rules {
+        let result = backend::convert_rule(rule, target, &mapping, &options, view);
+        match &result {
+            Ok(_) => ok += 1,
+            Err(e) => {
+                unsupported += 1;
+                let source = Arc::new(Source::new(rule.info.origin.clone(), ""));
+                diags.push(
+                    Diagnostic::new(
+                        e.diag_code(),
+                        format!(
+                            "rule `{}`: {} has no query: {}",
+                            rule.info.title,
+                            target.name(),
+                            e.message
+                        ),
+                    )
+                    .in_file(&source),
+                );
+            }
+        }
+        match o.format {
+            ConvertFormat::Json => {
+                out_text
+                    .push_str(&backend::json_line(&rule.info, target.name(), &result).to_string());
+                out_text.push('\n');
+            }
+            ConvertFormat::Savedsearches => {
+                if let Ok(q) = &result {
+                    out_text.push_str(&spl::saved_search(&rule.info, q, &mapping.splunk.cron));
+                    out_text.push('\n');
+                }
+            }
+            ConvertFormat::Plain | ConvertFormat::View => {
+                if let Ok(q) = &result {
+                    let comment = if target == Target::Athena {
+                        "--"
+                    } else {
+                        "```"
+                    };
+                    let end = if target == Target::Athena { "" } else { " ```" };
+                    out_text.push_str(&format!(
+                        "{comment} {} ({}){end}\n",
+                        rule.info.title.replace('\n', " "),
+                        rule.info.origin
+                    ));
+                    out_text.push_str(q);
+                    out_text.push_str(if target == Target::Athena {
+                        ";\n\n"
+                    } else {
+                        "\n\n"
+                    });
+                }
+            }
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let diags = diags.into_sorted();
+    let errors = diags
+        .iter()
+        .filter(|d| d.severity() == Severity::Error)
+        .count();
+    let _ = render::human(
+        &mut std::io::stderr().lock(),
+        diags.iter().filter(|d| d.severity() == Severity::Error),
+    );
+    let written = match &o.output {
+        Some(dir) => {
+            let ext = match (target, o.format) {
+                (_, ConvertFormat::Json) => "jsonl",
+                (_, ConvertFormat::Savedsearches) => "conf",
+                (Target::Athena, _) => "sql",
+                (Target::Splunk, _) => "spl",
+            };
+            let file = if o.format == ConvertFormat::Savedsearches {
+                dir.join("savedsearches.conf")
+            } else {
+                dir.join(format!("sigil-{}.{ext}", target.name()))
+            };
+            std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&file, &out_text))
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            lock.write_all(out_text.as_bytes())
+                .and_then(|_| lock.flush())
+        }
+    };
+    if let Err(e) = written {
+        eprintln!("error: cannot write output: {e}");
+        return EXIT_USAGE;
+    }
+    eprintln!(
+        "{}: {ok} rules converted, {unsupported} unsupported, {} rule errors in {elapsed:.3}s",
+        target.name(),
+        errors - unsupported.min(errors)
+    );
+    if o.fail_on_unsupported && unsupported > 0 {
+        EXIT_FINDINGS
+    } else {
+        EXIT_CLEAN
+    }
+}

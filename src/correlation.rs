@@ -1,0 +1,310 @@
+//! Correlations in `sigil scan`: base-rule matches become window events
+//! (time, group values, aggregated value, record position), kept per
+//! correlation until the input ends; then each correlation is evaluated —
+//! chained ones over the alerts of the correlations they refer to — and the
+//! alerts are rendered. Only base-rule matches are kept, so memory grows with
+//! those, not with the input (docs/correlations.md).
+
+use sigil_compiler::ir::{CorrelationInput, CorrelationIr};
+use sigil_runtime::correlate::{self, Alert, CorrelationSpec, Event, RecordRef};
+use sigil_runtime::json::{escape_json, Projection};
+use sigil_runtime::text::parse_time_ms;
+use sigil_runtime::Program;
+
+/// What to extract from a record that matched a base rule, per correlation input.
+pub struct Feed {
+    pub correlation: usize,
+    pub input: usize,
+    /// eventTime, eventID, then the group fields, then the value fields.
+    projection: Projection,
+    groups: usize,
+    values: usize,
+}
+
+/// The correlations of a scan and, per program rule, the feeds it supplies.
+pub struct Plan {
+    pub correlations: Vec<CorrelationIr>,
+    pub by_rule: Vec<Vec<Feed>>,
+    pub rule_json: Vec<String>,
+}
+
+/// Events dropped because a field they need was missing.
+#[derive(Default, Clone, Copy)]
+pub struct Dropped {
+    pub no_time: u64,
+    pub no_group: u64,
+}
+
+impl Plan {
+    pub fn new(correlations: &[CorrelationIr], program: &Program) -> Plan {
+        let mut by_rule: Vec<Vec<Feed>> = (0..program.rule_count()).map(|_| Vec::new()).collect();
+        for (ci, c) in correlations.iter().enumerate() {
+            for (k, input) in c.inputs.iter().enumerate() {
+                let CorrelationInput::Rule(ir_index) = input else {
+                    continue;
+                };
+                let Some(p) = program.by_ir_index(*ir_index) else {
+                    continue;
+                };
+                let mut paths = vec!["eventTime".to_string(), "eventID".to_string()];
+                paths.extend(
+                    c.group_fields
+                        .iter()
+                        .map(|per_input| per_input.get(k).cloned().unwrap_or_default()),
+                );
+                paths.extend(c.value_fields.iter().cloned());
+                by_rule[p].push(Feed {
+                    correlation: ci,
+                    input: k,
+                    projection: Projection::new(&paths),
+                    groups: c.group_fields.len(),
+                    values: c.value_fields.len(),
+                });
+            }
+        }
+        let rule_json = correlations
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "id": c.info.id, "title": c.info.title, "level": c.info.level,
+                    "tags": c.info.tags, "author": c.info.author,
+                })
+                .to_string()
+            })
+            .collect();
+        Plan {
+            correlations: correlations.to_vec(),
+            by_rule,
+            rule_json,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.correlations.is_empty()
+    }
+}
+
+/// Builds the window event for one base-rule match, or counts why not.
+pub fn event(feed: &Feed, record: &[u8], at: RecordRef, dropped: &mut Dropped) -> Option<Event> {
+    let texts = feed.projection.texts(record);
+    let time_ms = match texts
+        .first()
+        .cloned()
+        .flatten()
+        .as_deref()
+        .and_then(parse_time_ms)
+    {
+        Some(t) => t,
+        None => {
+            dropped.no_time += 1;
+            return None;
+        }
+    };
+    let mut group = Vec::with_capacity(feed.groups);
+    for i in 0..feed.groups {
+        match texts.get(2 + i).cloned().flatten() {
+            Some(v) => group.push(v),
+            None => {
+                // An event missing a group-by field joins no group.
+                dropped.no_group += 1;
+                return None;
+            }
+        }
+    }
+    let values: Vec<Option<String>> = (0..feed.values)
+        .map(|i| texts.get(2 + feed.groups + i).cloned().flatten())
+        .collect();
+    let value = if values.is_empty() || values.iter().any(Option::is_none) {
+        None
+    } else {
+        // Several value_count fields count distinct tuples.
+        Some(
+            values
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("\u{1f}"),
+        )
+    };
+    let key = texts.get(1).cloned().flatten();
+    let tiebreak = fnv1a(key.as_deref().map(str::as_bytes).unwrap_or(record));
+    Some(Event {
+        time_ms,
+        tiebreak,
+        input: feed.input,
+        group,
+        value,
+        record: at,
+    })
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The alerts of one correlation, with its index.
+pub struct Fired {
+    pub correlation: usize,
+    pub alerts: Vec<Alert>,
+}
+
+/// Evaluates every correlation (inner ones first, as the IR orders them).
+pub fn evaluate(
+    plan: &Plan,
+    mut events: Vec<Vec<Event>>,
+    problems: &mut Vec<String>,
+) -> Vec<Fired> {
+    let mut fired: Vec<Fired> = Vec::new();
+    for (ci, c) in plan.correlations.iter().enumerate() {
+        let mut own = std::mem::take(&mut events[ci]);
+        for (k, input) in c.inputs.iter().enumerate() {
+            let CorrelationInput::Correlation(j) = input else {
+                continue;
+            };
+            let Some(inner) = fired.iter().find(|f| f.correlation == *j) else {
+                continue;
+            };
+            let inner_c = &plan.correlations[*j];
+            for a in &inner.alerts {
+                // An inner alert is an event at its window's end, grouped by
+                // the outer group-by names it shares with the inner one.
+                let group: Option<Vec<String>> = c
+                    .group_fields
+                    .iter()
+                    .map(|per_input| {
+                        let name = per_input.get(k)?;
+                        let pos = inner_c.group_by.iter().position(|g| g == name)?;
+                        a.group.get(pos).cloned()
+                    })
+                    .collect();
+                let Some(group) = group else { continue };
+                let Some(&last) = a.records.last() else {
+                    continue;
+                };
+                own.push(Event {
+                    time_ms: a.end_ms,
+                    tiebreak: fnv1a(format!("{:?}{}{}", a.group, a.start_ms, a.end_ms).as_bytes()),
+                    input: k,
+                    group,
+                    value: None,
+                    record: last,
+                });
+            }
+        }
+        let spec = CorrelationSpec {
+            kind: c.kind,
+            timespan_ms: (c.timespan_secs as i64).saturating_mul(1000),
+            ops: c.ops.clone(),
+            inputs: c.inputs.len(),
+        };
+        match correlate::evaluate(&spec, own) {
+            Ok(alerts) => fired.push(Fired {
+                correlation: ci,
+                alerts,
+            }),
+            Err(e) => problems.push(format!(
+                "correlation `{}` cannot run: {}",
+                c.info.title, e.reason
+            )),
+        }
+    }
+    fired
+}
+
+fn iso(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // civil-from-days (Howard Hinnant's algorithm)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    let (h, mi, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    if millis == 0 {
+        format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+    } else {
+        format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{millis:03}Z")
+    }
+}
+
+/// One alert as the JSON-lines contract of DESIGN.md.
+pub fn alert_json(plan: &Plan, ci: usize, a: &Alert, names: &[String]) -> String {
+    let c = &plan.correlations[ci];
+    let group: Vec<String> = c
+        .group_by
+        .iter()
+        .zip(&a.group)
+        .map(|(k, v)| format!("\"{}\":\"{}\"", escape_json(k), escape_json(v)))
+        .collect();
+    let records: Vec<String> = a
+        .records
+        .iter()
+        .map(|r| {
+            format!(
+                "{{\"file\":\"{}\",\"record\":{},\"line\":{}}}",
+                escape_json(names.get(r.source).map(String::as_str).unwrap_or("-")),
+                r.record,
+                r.line
+            )
+        })
+        .collect();
+    let value = if a.value.fract() == 0.0 && a.value.abs() < 1e15 {
+        format!("{}", a.value as i64)
+    } else {
+        format!("{}", a.value)
+    };
+    format!(
+        "{{\"rule\":{},\"correlation\":{{\"type\":\"{}\",\"group\":{{{}}},\"window\":{{\"start\":\"{}\",\"end\":\"{}\"}},\"value\":{},\"records\":[{}]}}}}\n",
+        plan.rule_json[ci],
+        c.kind.as_str(),
+        group.join(","),
+        iso(a.start_ms),
+        iso(a.end_ms),
+        value,
+        records.join(",")
+    )
+}
+
+/// One alert as a table row (same columns as detections).
+pub fn alert_row(plan: &Plan, ci: usize, a: &Alert) -> (String, String, String, String) {
+    let c = &plan.correlations[ci];
+    let group: Vec<String> = c
+        .group_by
+        .iter()
+        .zip(&a.group)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    (
+        iso(a.end_ms),
+        c.info.title.clone(),
+        c.info.level.clone().unwrap_or_else(|| "-".into()),
+        format!(
+            "{} {} = {} [{}]",
+            c.kind.as_str(),
+            group.join(" "),
+            a.value,
+            iso(a.start_ms)
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::iso;
+
+    #[test]
+    fn iso_round_trip() {
+        assert_eq!(iso(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso(1_706_739_303_500), "2024-01-31T22:15:03.500Z");
+    }
+}
