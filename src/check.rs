@@ -115,7 +115,12 @@ pub fn run_check(
     }
 }
 
-pub fn run_explain(rule: PathBuf, with: Vec<PathBuf>, placeholders: Option<PathBuf>) -> u8 {
+pub fn run_explain(
+    rule: PathBuf,
+    with: Vec<PathBuf>,
+    placeholders: Option<PathBuf>,
+    event: Option<PathBuf>,
+) -> u8 {
     let config = match config(placeholders) {
         Ok(c) => c,
         Err(diags) => {
@@ -152,5 +157,102 @@ pub fn run_explain(rule: PathBuf, with: Vec<PathBuf>, placeholders: Option<PathB
         eprintln!("no usable rule in `{}`", rule.display());
         return EXIT_FINDINGS;
     }
-    EXIT_CLEAN
+    match event {
+        Some(path) => explain_events(&catalog, &rule, &path, &mut out),
+        None => EXIT_CLEAN,
+    }
+}
+
+/// Runs the rule file's detection rules over each record of `path` and
+/// prints every field test's outcome.
+fn explain_events(
+    catalog: &Catalog,
+    rule: &std::path::Path,
+    path: &std::path::Path,
+    out: &mut impl Write,
+) -> u8 {
+    use sigil_runtime::input::{InputSource, RecordReader};
+    let (ir, _) = sigil_compiler::ir::from_catalog(catalog);
+    let input = sigil_runtime::InputLogSource {
+        product: None,
+        service: None,
+        category: None,
+    };
+    // Every rule, whatever its logsource: the author asked about this record.
+    let all = sigil_compiler::ir::Program {
+        rules: ir
+            .rules
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r.logsource = Default::default();
+                r
+            })
+            .collect(),
+        correlations: Vec::new(),
+    };
+    let (program, problems) = sigil_runtime::Program::build(&all, &input);
+    for p in &problems {
+        eprintln!("error: rule `{}` cannot run: {}", p.rule, p.message);
+    }
+    let wanted: Vec<usize> = (0..program.rule_count())
+        .filter(|&i| program.info(i).origin.split('#').next() == Some(&rule.display().to_string()))
+        .collect();
+    let source = if path.as_os_str() == "-" {
+        InputSource::Stdin
+    } else {
+        InputSource::File(path.to_path_buf())
+    };
+    let mut reader = match RecordReader::open(&source) {
+        Ok(r) => r,
+        Err(d) => {
+            eprintln!("error: {}: {}", d.file, d.reason);
+            return EXIT_USAGE;
+        }
+    };
+    let mut matcher = program.matcher();
+    let mut any = false;
+    while let Some(batch) = reader.next_batch(4 << 20) {
+        for d in &batch.damage {
+            eprintln!(
+                "warning: skipped damaged input: {}: line {}: {}",
+                d.file, d.line, d.reason
+            );
+        }
+        for rec in &batch.records {
+            let Some(bytes) = batch.data.get(rec.start..rec.end) else {
+                continue;
+            };
+            for &r in &wanted {
+                match matcher.explain(bytes, r) {
+                    Ok((verdict, trace)) => {
+                        any |= verdict;
+                        let _ = writeln!(
+                            out,
+                            "\nrecord {} (line {}): {} {}",
+                            rec.index,
+                            rec.line,
+                            program.info(r).title,
+                            if verdict { "MATCHES" } else { "does not match" }
+                        );
+                        for t in trace {
+                            let _ = writeln!(out, "  {t}");
+                        }
+                    }
+                    Err(e) => {
+                        let _ = writeln!(
+                            out,
+                            "\nrecord {} (line {}): invalid JSON at byte {}: {}",
+                            rec.index, rec.line, e.offset, e.reason
+                        );
+                    }
+                }
+            }
+        }
+    }
+    if any {
+        EXIT_CLEAN
+    } else {
+        EXIT_FINDINGS
+    }
 }

@@ -100,19 +100,39 @@ pub fn run(o: ConvertOptions) -> u8 {
     let view = o.format == ConvertFormat::View;
     let mut out_text = String::new();
     let (mut ok, mut unsupported) = (0usize, 0usize);
-    for rule in &program.rules {
-        let result = backend::convert_rule(rule, target, &mapping, &options, view);
-        match &result {
+    // Correlation rules are not exported yet: each gets an S500 diagnostic
+    // (and a JSON error line), never a query that ignores its window.
+    let correlations = program.correlations.iter().map(|c| {
+        (
+            &c.info,
+            Err(backend::Unsupported::construct(
+                "correlation rules are not exported yet (only single-event detection rules are)",
+            )),
+        )
+    });
+    let results: Vec<(&sigil_compiler::ir::RuleInfo, backend::Out)> = program
+        .rules
+        .iter()
+        .map(|rule| {
+            (
+                &rule.info,
+                backend::convert_rule(rule, target, &mapping, &options, view),
+            )
+        })
+        .chain(correlations)
+        .collect();
+    for (info, result) in &results {
+        match result {
             Ok(_) => ok += 1,
             Err(e) => {
                 unsupported += 1;
-                let source = Arc::new(Source::new(rule.info.origin.clone(), ""));
+                let source = Arc::new(Source::new(info.origin.clone(), ""));
                 diags.push(
                     Diagnostic::new(
                         e.diag_code(),
                         format!(
                             "rule `{}`: {} has no query: {}",
-                            rule.info.title,
+                            info.title,
                             target.name(),
                             e.message
                         ),
@@ -123,13 +143,12 @@ pub fn run(o: ConvertOptions) -> u8 {
         }
         match o.format {
             ConvertFormat::Json => {
-                out_text
-                    .push_str(&backend::json_line(&rule.info, target.name(), &result).to_string());
+                out_text.push_str(&backend::json_line(info, target.name(), result).to_string());
                 out_text.push('\n');
             }
             ConvertFormat::Savedsearches => {
                 if let Ok(q) = &result {
-                    out_text.push_str(&spl::saved_search(&rule.info, q, &mapping.splunk.cron));
+                    out_text.push_str(&spl::saved_search(info, q, &mapping.splunk.cron));
                     out_text.push('\n');
                 }
             }
@@ -143,8 +162,8 @@ pub fn run(o: ConvertOptions) -> u8 {
                     let end = if target == Target::Athena { "" } else { " ```" };
                     out_text.push_str(&format!(
                         "{comment} {} ({}){end}\n",
-                        rule.info.title.replace('\n', " "),
-                        rule.info.origin
+                        info.title.replace('\n', " "),
+                        info.origin
                     ));
                     out_text.push_str(q);
                     out_text.push_str(if target == Target::Athena {

@@ -135,6 +135,10 @@ enum Command {
         /// YAML file of `expand` placeholder values.
         #[arg(long)]
         placeholders: Option<PathBuf>,
+        /// Records to explain the verdict for (any input `scan` reads): which
+        /// identifiers held, which field tests failed, on what values.
+        #[arg(long)]
+        event: Option<PathBuf>,
     },
 }
 
@@ -222,7 +226,8 @@ fn main() -> ExitCode {
             rule,
             with,
             placeholders,
-        } => check::run_explain(rule, with, placeholders),
+            event,
+        } => check::run_explain(rule, with, placeholders, event),
     };
     ExitCode::from(code)
 }

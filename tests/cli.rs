@@ -147,3 +147,36 @@ fn explain_makes_precedence_explicit() {
         "{text}"
     );
 }
+
+#[test]
+fn explain_event_says_which_test_failed() {
+    let dir = std::env::temp_dir().join(format!("sigil-cli-{}-event", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let events = dir.join("e.jsonl");
+    std::fs::write(
+        &events,
+        "{\"eventSource\":\"cloudtrail.amazonaws.com\",\"eventName\":\"StopLogging\"}\n{\"eventSource\":\"cloudtrail.amazonaws.com\",\"eventName\":\"StartLogging\"}\n",
+    )
+    .unwrap();
+    let out = sigil(&[
+        "explain",
+        "rules/aws/cloudtrail/cloudtrail_stop_logging.yml",
+        "--event",
+        events.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("record 0 (line 1): CloudTrail Logging Stopped or Trail Deleted MATCHES"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "record 1 (line 2): CloudTrail Logging Stopped or Trail Deleted does not match"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("failed: eventName is one of") && text.contains("(value \"StartLogging\")"),
+        "{text}"
+    );
+}

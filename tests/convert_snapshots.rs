@@ -161,6 +161,7 @@ const FUNCTIONS: &[&str] = &[
     "any_match",
     "json_extract_scalar",
     "json_extract",
+    "json_format",
     "COALESCE",
     "strpos",
     "reverse",

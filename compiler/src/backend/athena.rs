@@ -44,7 +44,12 @@ enum Place {
         leaf: String,
     },
     /// `json_extract_scalar(column, '$.a.b')`.
-    Json(String),
+    Json {
+        /// The JSON-text column.
+        column: String,
+        /// The JSON path below it.
+        path: String,
+    },
     /// A field of the elements of an array of structs.
     Element { array: String, field: String },
 }
@@ -145,10 +150,10 @@ impl Athena<'_> {
                         }
                     }
                     if hops.is_empty() {
-                        Ok(Place::Json(format!(
-                            "json_extract_scalar({col}, {})",
-                            sql_str(&jp)
-                        )))
+                        Ok(Place::Json {
+                            column: col.clone(),
+                            path: jp,
+                        })
                     } else {
                         Ok(Place::JsonArrays {
                             column: col.clone(),
@@ -288,7 +293,9 @@ impl Athena<'_> {
             } => {
                 let o = match self.place(other.as_str())? {
                     Place::Column(c, ColumnKind::Scalar | ColumnKind::JsonText) => c,
-                    Place::Json(e) => e,
+                    Place::Json { column, path } => {
+                        format!("json_extract_scalar({column}, {})", sql_str(&path))
+                    }
                     _ => {
                         return Err(Unsupported::construct(format!(
                         "`{path}|fieldref: {other}`: the other field is not a single string column"
@@ -347,9 +354,24 @@ impl Backend for Athena<'_> {
                 let t = self.test(&col, &pred.check, path)?;
                 Ok(format!("COALESCE({t}, FALSE)"))
             }
-            Place::Json(e) => {
-                let t = self.test(&e, &pred.check, path)?;
-                Ok(format!("COALESCE({t}, FALSE)"))
+            Place::Json { column, path: jp } => {
+                let e = format!("json_extract_scalar({column}, {})", sql_str(&jp));
+                // `exists`/`null` also see objects and arrays, which have no
+                // scalar text: an object (even `{}`) is a value; an array is
+                // one when some element is not null (semantics 1.8, 2.6).
+                let j = format!("json_extract({column}, {})", sql_str(&jp));
+                let present = format!(
+                    "({e} IS NOT NULL OR COALESCE(json_format({j}) LIKE '{{%', FALSE) \
+                     OR COALESCE(any_match(TRY_CAST({j} AS ARRAY(JSON)), x0 -> json_format(x0) <> 'null'), FALSE))"
+                );
+                match pred.check {
+                    Check::Exists => Ok(present),
+                    Check::Null => Ok(format!("(NOT {present})")),
+                    _ => {
+                        let t = self.test(&e, &pred.check, path)?;
+                        Ok(format!("COALESCE({t}, FALSE)"))
+                    }
+                }
             }
             Place::JsonArrays { column, hops, leaf } => {
                 let (check, negate) = match &pred.check {
