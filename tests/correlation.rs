@@ -209,3 +209,68 @@ fn base_rules_of_a_correlation_do_not_alert_alone() {
         "generate: false keeps base matches quiet"
     );
 }
+
+#[test]
+fn correlations_of_correlations_and_other_types() {
+    // Two bursts of 20 terminations 20 minutes apart: two inner alerts, so
+    // the chained correlation (>= 2 inner alerts in 1 h) fires once.
+    let mut lines = terminations(20, ALICE, 36_000, 100_000);
+    lines.extend(terminations(20, ALICE, 37_200, 100_000));
+    let a = alerts(&[lines], 1);
+    let t = titles(&a);
+    assert_eq!(
+        t.iter()
+            .filter(|x| *x == "Mass EC2 termination by one principal")
+            .count(),
+        2,
+        "{t:?}"
+    );
+    assert_eq!(
+        t.iter()
+            .filter(|x| *x == "Two mass terminations within an hour")
+            .count(),
+        1,
+        "{t:?}"
+    );
+
+    // temporal: a failed login and an S3 read by bob, in either order.
+    let fail = rec(
+        &at(36_000, 60_000),
+        BOB,
+        "ConsoleLogin",
+        r#","responseElements":{"ConsoleLogin":"Failure"}"#,
+    );
+    let get = |t: i64, bytes: u64| {
+        rec(
+            &at(36_000, t),
+            BOB,
+            "GetObject",
+            &format!(
+                r#","requestParameters":{{"bucketName":"b"}},"additionalEventData":{{"bytesTransferredOut":{bytes}}}"#
+            ),
+        )
+    };
+    let a = alerts(&[vec![get(0, 10), fail.clone()]], 1);
+    assert!(
+        titles(&a).contains(&"Login failure and S3 read by one principal".to_string()),
+        "{a:?}"
+    );
+    // value_sum: 3 reads of 400 kB each exceed 1 MB; 2 do not.
+    let a = alerts(
+        &[vec![
+            get(0, 400_000),
+            get(1000, 400_000),
+            get(2000, 400_000),
+        ]],
+        1,
+    );
+    assert!(
+        titles(&a).contains(&"Large S3 transfer by one principal".to_string()),
+        "{a:?}"
+    );
+    let a = alerts(&[vec![get(0, 400_000), get(1000, 400_000)]], 1);
+    assert!(
+        !titles(&a).contains(&"Large S3 transfer by one principal".to_string()),
+        "{a:?}"
+    );
+}

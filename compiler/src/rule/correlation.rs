@@ -261,7 +261,20 @@ pub(crate) fn lower(root: &Node, index: usize, ctx: &mut Ctx<'_>) -> Option<Corr
             Some("value_count") => Some(CorrelationType::ValueCount),
             Some("value_sum") => Some(CorrelationType::ValueSum),
             Some("value_avg") => Some(CorrelationType::ValueAvg),
-            Some("value_percentile") => Some(CorrelationType::ValuePercentile),
+            Some("value_percentile") => {
+                // The specification leaves the percentile's meaning open
+                // (SIGMA-SPEC.md §8); sigil gives it none rather than a guess.
+                let d = ctx
+                    .diag(
+                        codes::UNSUPPORTED,
+                        t.span,
+                        "`value_percentile` has no defined meaning in Sigma 2.1; sigil does not run it",
+                    )
+                    .with_severity(crate::diag::Severity::Warning)
+                    .with_help("use value_avg or value_sum, or a value_count with a threshold");
+                ctx.report(d);
+                Some(CorrelationType::ValuePercentile)
+            }
             Some("temporal") => Some(CorrelationType::Temporal),
             Some("temporal_ordered") => Some(CorrelationType::TemporalOrdered),
             other => {

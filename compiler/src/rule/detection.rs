@@ -512,16 +512,18 @@ fn check_references(detection: &Detection, ctx: &mut Ctx<'_>) -> bool {
         .iter()
         .map(|i| i.name.as_str())
         .collect();
+    // Name → positions (a duplicate key yields two identifiers of one name);
+    // a map keeps checking linear in the number of identifiers.
+    let mut index: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
+    for (i, n) in names.iter().enumerate() {
+        index.entry(n).or_default().push(i);
+    }
     for cond in &detection.conditions {
         walk(cond, &mut |e| match e {
             // Every identifier of that name counts as used: a duplicate key
             // is reported once by the YAML layer (S105), not again as unused.
-            Expr::Ident { name, span } => match names.iter().position(|n| n == name) {
-                Some(_) => names
-                    .iter()
-                    .zip(used.iter_mut())
-                    .filter(|(n, _)| *n == name)
-                    .for_each(|(_, u)| *u = true),
+            Expr::Ident { name, span } => match index.get(name.as_str()) {
+                Some(positions) => positions.iter().for_each(|&i| used[i] = true),
                 None => {
                     ok = false;
                     let mut d = ctx
@@ -591,9 +593,9 @@ fn check_references(detection: &Detection, ctx: &mut Ctx<'_>) -> bool {
                         .with_help("name the identifiers instead");
                     ctx.report(d);
                 }
-                for (n, u) in names.iter().zip(used.iter_mut()) {
-                    if matched.contains(n) {
-                        *u = true;
+                for m in matched {
+                    for &i in index.get(m).map(Vec::as_slice).unwrap_or(&[]) {
+                        used[i] = true;
                     }
                 }
             }
