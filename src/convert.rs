@@ -100,14 +100,18 @@ pub fn run(o: ConvertOptions) -> u8 {
     let view = o.format == ConvertFormat::View;
     let mut out_text = String::new();
     let (mut ok, mut unsupported) = (0usize, 0usize);
-    // Correlation rules are not exported yet: each gets an S500 diagnostic
+    // Correlation rules the target cannot express get an S500 diagnostic
     // (and a JSON error line), never a query that ignores its window.
     let correlations = program.correlations.iter().map(|c| {
         (
             &c.info,
-            Err(backend::Unsupported::construct(
-                "correlation rules are not exported yet (only single-event detection rules are)",
-            )),
+            if view {
+                Err(backend::Unsupported::construct(
+                    "correlation rules are not exported as Athena views yet",
+                ))
+            } else {
+                backend::convert_correlation(c, &program, target, &mapping)
+            },
         )
     });
     let results: Vec<(&sigil_compiler::ir::RuleInfo, backend::Out)> = program

@@ -91,38 +91,70 @@ enum Msg {
     },
 }
 
-/// A counting semaphore bounding batches in flight (memory stays flat).
+/// Bounds the batches read but not yet written, so memory stays flat.
+///
+/// A slot is taken before a batch is read and given back when the writer has
+/// written it. Output is written in file order, so batches of later files
+/// can hold every slot while the file the writer waits for needs one: that
+/// file (the front) may therefore always have one batch in flight, even
+/// past the limit, and the scan always progresses.
 struct Slots {
-    free: Mutex<usize>,
+    state: Mutex<SlotState>,
     cv: Condvar,
 }
 
+struct SlotState {
+    free: isize,
+    front: usize,
+    in_flight: HashMap<usize, usize>,
+}
+
 impl Slots {
-    /// Takes a slot. While none is free the worker runs queued batches
-    /// itself: with one thread, blocking here would wait for work only this
-    /// thread can do.
-    fn acquire(&self) {
-        loop {
-            {
-                let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-                if *free > 0 {
-                    *free -= 1;
-                    return;
-                }
-            }
-            if rayon::yield_now() != Some(rayon::Yield::Executed) {
-                let free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-                if *free == 0 {
-                    let _ = self
-                        .cv
-                        .wait_timeout(free, std::time::Duration::from_millis(1));
-                }
-            }
+    fn new(slots: usize) -> Self {
+        Slots {
+            state: Mutex::new(SlotState {
+                free: slots as isize,
+                front: 0,
+                in_flight: HashMap::new(),
+            }),
+            cv: Condvar::new(),
         }
     }
-    fn release(&self) {
-        *self.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.cv.notify_one();
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a slot for a batch of `source`, waiting while none is free.
+    fn acquire(&self, source: usize) {
+        let mut st = self.lock();
+        loop {
+            let front_idle =
+                st.front == source && st.in_flight.get(&source).copied().unwrap_or(0) == 0;
+            if st.free > 0 || front_idle {
+                st.free -= 1;
+                *st.in_flight.entry(source).or_default() += 1;
+                return;
+            }
+            st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Gives a slot of `source` back.
+    fn release(&self, source: usize) {
+        let mut st = self.lock();
+        st.free += 1;
+        if let Some(n) = st.in_flight.get_mut(&source) {
+            *n = n.saturating_sub(1);
+        }
+        drop(st);
+        self.cv.notify_all();
+    }
+
+    /// The writer now waits for `source`.
+    fn set_front(&self, source: usize) {
+        self.lock().front = source;
+        self.cv.notify_all();
     }
 }
 
@@ -271,10 +303,7 @@ pub fn run(opts: ScanOptions) -> u8 {
         plan: &plan,
     };
     let total_threads = pool.current_num_threads();
-    let slots = Slots {
-        free: Mutex::new(total_threads * 3),
-        cv: Condvar::new(),
-    };
+    let slots = Slots::new(total_threads * 3);
     let progress = (!opts.quiet && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
@@ -309,15 +338,17 @@ pub fn run(opts: ScanOptions) -> u8 {
         let next_source = std::sync::atomic::AtomicUsize::new(0);
         let workers = pool.current_num_threads();
         scope.spawn(move || {
-            // Each worker takes the next file in order, so files finish
-            // roughly in order and the ordered writer buffers little; the
-            // batches of a large file spread over all workers.
-            pool.install(|| {
-                rayon::scope(|rs| {
+            // Readers are plain threads, each taking the next file in order
+            // (files finish roughly in order, so the ordered writer buffers
+            // little); their batches run as tasks on the worker pool. A
+            // reader never runs pool tasks itself: a blocked reader nested
+            // inside another's stack could stall the file the writer needs.
+            pool.in_place_scope(|rs| {
+                std::thread::scope(|readers| {
                     for _ in 0..workers {
                         let tx = tx.clone();
                         let next_source = &next_source;
-                        rs.spawn(move |rs| loop {
+                        readers.spawn(move || loop {
                             let si = next_source.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             let Some(src) = sources.get(si) else { break };
                             process_source(si, src, shared, slots, &tx, rs);
@@ -325,6 +356,7 @@ pub fn run(opts: ScanOptions) -> u8 {
                     }
                 });
             });
+            drop(tx);
         });
         // The writer: emits batches in (source, batch) order.
         let mut slot_batches: std::collections::HashSet<(usize, usize)> =
@@ -367,7 +399,7 @@ pub fn run(opts: ScanOptions) -> u8 {
             loop {
                 if let Some((bytes, damage)) = pending.remove(&(next_source, next_seq)) {
                     if slot_batches.remove(&(next_source, next_seq)) {
-                        slots.release();
+                        slots.release(next_source);
                     }
                     for d in damage {
                         damage_lines += 1;
@@ -393,6 +425,7 @@ pub fn run(opts: ScanOptions) -> u8 {
                 } else if done.get(&next_source) == Some(&next_seq) {
                     next_source += 1;
                     next_seq = 0;
+                    slots.set_front(next_source);
                 } else {
                     break;
                 }
@@ -567,9 +600,9 @@ fn process_source<'s>(
         // The writer frees the slot once the batch is written: at most
         // `slots` batches are read, in flight or waiting to be written, so
         // memory stays flat whatever the input size.
-        slots.acquire();
+        slots.acquire(si);
         let Some(batch) = reader.next_batch(BATCH_BYTES) else {
-            slots.release();
+            slots.release(si);
             break;
         };
         let tx = tx.clone();

@@ -136,15 +136,10 @@ fn readme_first_command() -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn readme_first_command_shows_the_attack_story() {
-    let mut args = readme_first_command();
-    assert_eq!(args[0], "scan", "{args:?}");
-    assert!(args.iter().any(|a| a.starts_with("examples")), "{args:?}");
-    // JSON lines on stdout; one thread keeps the run small on shared CI.
-    args.extend(["--format", "jsonl", "--threads", "1"].map(String::from));
+/// Runs `sigil ARGS` in the workspace root, stdin closed, killed after 120 s.
+fn run_with_timeout(args: &[String]) -> (std::process::ExitStatus, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sigil"))
-        .args(&args)
+        .args(args)
         .current_dir(root())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -176,6 +171,17 @@ fn readme_first_command_shows_the_attack_story() {
     };
     let out = out_reader.join().unwrap();
     let err = err_reader.join().unwrap();
+    (status, out, err)
+}
+
+#[test]
+fn readme_first_command_shows_the_attack_story() {
+    let mut args = readme_first_command();
+    assert_eq!(args[0], "scan", "{args:?}");
+    assert!(args.iter().any(|a| a.starts_with("examples")), "{args:?}");
+    // JSON lines on stdout; one thread keeps the run small on shared CI.
+    args.extend(["--format", "jsonl", "--threads", "1"].map(String::from));
+    let (status, out, err) = run_with_timeout(&args);
     assert_eq!(status.code(), Some(0), "{err}");
     let result = err
         .lines()
@@ -198,6 +204,10 @@ fn readme_first_command_shows_the_attack_story() {
         "S3 Bucket Policy Grants Access to Everyone",
         "EBS Snapshot Shared With Another Account or Made Public",
         "AWS Quarantined a Compromised Access Key",
+        // Correlations: account takeover, bulk reads, destruction.
+        "Console Account Takeover - Failed Logins Then Success Without MFA",
+        "High Volume of S3 Object Reads by One Principal",
+        "Mass EC2 Instance Termination by One Principal",
     ] {
         assert!(
             titles.iter().any(|t| t == expected),
@@ -334,4 +344,83 @@ fn sigil_coverage_lists_every_domain_action() {
         v["attack"]["defense-evasion"]["T1562.008"].is_array(),
         "{v}"
     );
+}
+
+/// The expected alerts of correlation fixtures, checked with `sigil scan`
+/// (which executes correlations) until `sigil test` evaluates them itself.
+#[test]
+fn correlation_fixture_alerts_match_what_scan_reports() {
+    let dir = root().join("rules/aws/cloudtrail");
+    let tmp = std::env::temp_dir().join(format!("sigil-corr-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("tests") {
+            continue;
+        }
+        let fx = fixtures::load_fixtures(&path);
+        if fx.alerts.is_empty() {
+            continue;
+        }
+        assert!(fx.problems.is_empty(), "{:?}", fx.problems);
+        let rule = std::fs::read_to_string(path.with_extension("yml")).unwrap();
+        let title = rule
+            .lines()
+            .find_map(|l| l.strip_prefix("title: "))
+            .unwrap()
+            .to_string();
+        let input = tmp.join(format!("{checked}.jsonl"));
+        let mut body = Vec::new();
+        for c in fx.cases.iter().filter(|c| c.expected) {
+            body.extend_from_slice(&c.record);
+            body.push(b'\n');
+        }
+        std::fs::write(&input, body).unwrap();
+        let args: Vec<String> = vec![
+            "scan".into(),
+            input.display().to_string(),
+            "--format".into(),
+            "jsonl".into(),
+            "--threads".into(),
+            "1".into(),
+            "--rules".into(),
+            "rules/".into(),
+        ];
+        let (status, out, err) = run_with_timeout(&args);
+        assert_eq!(status.code(), Some(0), "{err}");
+        let mut got: Vec<(Vec<(String, String)>, u64)> = Vec::new();
+        for line in out.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            if v["rule"]["title"] != title.as_str() || v["correlation"].is_null() {
+                continue;
+            }
+            let group: Vec<(String, String)> = v["correlation"]["group"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect();
+            got.push((group, v["correlation"]["value"].as_f64().unwrap() as u64));
+        }
+        let mut want: Vec<(Vec<(String, String)>, u64)> = fx
+            .alerts
+            .iter()
+            .map(|a| {
+                (
+                    a.group
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    a.count.unwrap(),
+                )
+            })
+            .collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{}: alerts of `{title}`", path.display());
+        checked += 1;
+    }
+    std::fs::remove_dir_all(&tmp).ok();
+    assert!(checked >= 6, "{checked} correlation fixtures checked");
 }

@@ -149,6 +149,8 @@ const KNOWN: &[(&str, &str)] = &[
         "path to an array of objects compares each object's text",
     ),
     ("splunk", "exists on an object path"),
+    ("splunk", "adv json exists on empty object"),
+    ("splunk", "adv json null on object"),
     ("splunk", "fieldref between objects compares compact text"),
     // 3. Splunk `| where` over a field that is an undeclared array.
     ("splunk", "Bucket policy with a literal star principal"),

@@ -47,6 +47,14 @@ fn export(paths: &[PathBuf], target: Target) -> (String, usize, usize) {
         }
         out.push_str("\n\n");
     }
+    for c in &program.correlations {
+        out.push_str(&format!("=== correlation {}\n", c.info.title));
+        match backend::convert_correlation(c, &program, target, &mapping) {
+            Ok(q) => out.push_str(&q),
+            Err(e) => out.push_str(&format!("ERROR {}: {}", e.code, e.message)),
+        }
+        out.push_str("\n\n");
+    }
     (out, ok, bad)
 }
 

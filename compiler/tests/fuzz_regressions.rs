@@ -205,5 +205,5 @@ fn fuzz_rule_loader_alias_budget_is_per_file() {
             .count()
     };
     assert_eq!(alias_errors(doc), 0);
-    assert_eq!(alias_errors(&vec![doc; 12].join("---\n")), 1);
+    assert_eq!(alias_errors(&[doc; 12].join("---\n")), 1);
 }

@@ -197,6 +197,7 @@ impl Default for Mapping {
                 cron: "*/15 * * * *".to_string(),
                 fixed: SCALARS
                     .iter()
+                    .chain(&["managementEvent", "insightDetails", "eventContext"])
                     .chain(STRUCTS)
                     .chain(JSON_TEXT)
                     .map(|s| s.to_string())

@@ -195,6 +195,27 @@ impl Target {
     }
 }
 
+/// Converts one correlation rule of `program`.
+pub fn convert_correlation(
+    c: &crate::ir::CorrelationIr,
+    program: &crate::ir::Program,
+    target: Target,
+    mapping: &Mapping,
+) -> Out {
+    match target {
+        Target::Splunk => spl::Splunk {
+            mapping: &mapping.splunk,
+        }
+        .correlation(c, &program.rules),
+        Target::Athena => athena::Athena {
+            mapping: &mapping.athena,
+            options: Options::default(),
+            format: athena::AthenaFormat::Plain,
+        }
+        .correlation(c, &program.rules),
+    }
+}
+
 /// Converts one rule; `view` asks Athena for `CREATE OR REPLACE VIEW`.
 pub fn convert_rule(
     rule: &RuleIr,
