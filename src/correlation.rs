@@ -1,4 +1,4 @@
-//! Correlations in `sigil scan`: base-rule matches become window events
+//! Correlations in `sigil scan` and `sigil test`: base-rule matches become window events
 //! (time, group values, aggregated value, record position), kept per
 //! correlation until the input ends; then each correlation is evaluated —
 //! chained ones over the alerts of the correlations they refer to — and the

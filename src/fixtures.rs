@@ -550,6 +550,7 @@ pub fn run(paths: &[PathBuf], config: &Config) -> Report {
     let (ir, ir_diags) = ir::from_catalog(&catalog);
     let (program, problems) = Program::build(&ir, &InputLogSource::default());
     let mut matcher = program.matcher();
+    let plan = crate::correlation::Plan::new(&ir.correlations, &program);
 
     // Program index by origin (`file` or `file#N`).
     let mut by_origin: BTreeMap<String, usize> = BTreeMap::new();
@@ -654,22 +655,53 @@ pub fn run(paths: &[PathBuf], config: &Config) -> Report {
                 .errors
                 .push("`alerts` are for correlation rules only".to_string());
         }
-        for alert in &fx.alerts {
-            let desc = describe_alert(alert);
-            // Correlation execution is not available to fixtures yet: the
-            // expectation is kept, reported as pending.
-            result.cases.push(CaseResult {
-                name: format!("alert {desc}"),
-                status: CaseStatus::Pending,
-                expected: desc,
-                actual: fx
-                    .alerts_pending
-                    .clone()
-                    .unwrap_or_else(|| "correlation execution is not available".to_string()),
-                from: fx_path.display().to_string(),
-                record: None,
-                explanation: Vec::new(),
-            });
+        if !fx.alerts.is_empty() {
+            let produced = correlation_alerts(&plan, &program, &mut matcher, &fx.cases, file);
+            let mut unmatched = produced.clone();
+            for alert in &fx.alerts {
+                let desc = describe_alert(alert);
+                let found = unmatched.iter().position(|p| {
+                    p.group == alert.group && alert.count.is_none_or(|c| p.count == Some(c))
+                });
+                let status = if found.is_some() {
+                    CaseStatus::Pass
+                } else {
+                    CaseStatus::Fail
+                };
+                if let Some(i) = found {
+                    unmatched.remove(i);
+                }
+                let actual = if produced.is_empty() {
+                    "no alert".to_string()
+                } else {
+                    produced
+                        .iter()
+                        .map(describe_alert)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                };
+                result.cases.push(CaseResult {
+                    name: format!("alert {desc}"),
+                    status,
+                    expected: desc,
+                    actual,
+                    from: fx_path.display().to_string(),
+                    record: None,
+                    explanation: Vec::new(),
+                });
+            }
+            for extra in unmatched {
+                let desc = describe_alert(&extra);
+                result.cases.push(CaseResult {
+                    name: format!("unexpected alert {desc}"),
+                    status: CaseStatus::Fail,
+                    expected: "no further alert".to_string(),
+                    actual: desc,
+                    from: fx_path.display().to_string(),
+                    record: None,
+                    explanation: Vec::new(),
+                });
+            }
         }
         if !result.errors.is_empty() || result.cases.iter().any(|c| c.status == CaseStatus::Fail) {
             result.status = RuleStatus::Fail;
@@ -703,6 +735,63 @@ fn referenced_rules(
             RuleDocument::Filter(_) => {}
         }
     }
+}
+
+/// Runs the fixture records through the matcher and the correlation engine
+/// exactly as `sigil scan` does, and returns the alerts of the correlations
+/// defined in `file`.
+fn correlation_alerts(
+    plan: &crate::correlation::Plan,
+    program: &Program,
+    matcher: &mut sigil_runtime::Matcher<'_>,
+    cases: &[Case],
+    file: &Path,
+) -> Vec<Alert> {
+    let mut events: Vec<Vec<sigil_runtime::correlate::Event>> =
+        (0..plan.correlations.len()).map(|_| Vec::new()).collect();
+    let mut dropped = crate::correlation::Dropped::default();
+    let mut hits = Vec::new();
+    // The event stream is the records that must match (docs/rules.md).
+    for (i, case) in cases.iter().enumerate().filter(|(_, c)| c.expected) {
+        if matcher.matches(&case.record, &mut hits).is_err() {
+            continue;
+        }
+        for &r in &hits {
+            for feed in &plan.by_rule[r] {
+                let at = sigil_runtime::correlate::RecordRef {
+                    source: 0,
+                    record: i as u64,
+                    line: i as u64 + 1,
+                };
+                if let Some(e) = crate::correlation::event(feed, &case.record, at, &mut dropped) {
+                    events[feed.correlation].push(e);
+                }
+            }
+        }
+    }
+    let _ = program;
+    let mut problems = Vec::new();
+    let fired = crate::correlation::evaluate(plan, events, &mut problems);
+    let file_text = file.display().to_string();
+    let mut out = Vec::new();
+    for f in fired {
+        let c = &plan.correlations[f.correlation];
+        if c.info.origin.split('#').next() != Some(file_text.as_str()) {
+            continue;
+        }
+        for a in f.alerts {
+            out.push(Alert {
+                group: c
+                    .group_by
+                    .iter()
+                    .cloned()
+                    .zip(a.group.iter().cloned())
+                    .collect(),
+                count: (a.value >= 0.0 && a.value.fract() == 0.0).then_some(a.value as u64),
+            });
+        }
+    }
+    out
 }
 
 fn describe_alert(a: &Alert) -> String {

@@ -3,7 +3,6 @@
 
 mod check;
 mod convert;
-mod correlation;
 mod coverage;
 mod scan;
 mod test_cmd;

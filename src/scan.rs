@@ -15,7 +15,7 @@ use sigil_runtime::input::{self, Batch, Damage, InputSource, RecordReader};
 use sigil_runtime::json::{escape_json, Projection};
 use sigil_runtime::{InputLogSource, Program};
 
-use crate::correlation;
+use sigil::correlation;
 
 use crate::check::{config, EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE};
 use sigil::render;

@@ -85,7 +85,9 @@ fn every_detection_rule_has_a_match_and_a_near_miss() {
         }
         if r.kind == "correlation" {
             assert!(
-                r.cases.iter().any(|c| c.status == CaseStatus::Pending),
+                r.cases
+                    .iter()
+                    .any(|c| c.name.starts_with("alert ") && c.status == CaseStatus::Pass),
                 "{}: a correlation needs expected alerts",
                 r.file.display()
             );
