@@ -492,15 +492,7 @@ pub fn run(opts: ScanOptions) -> u8 {
                 );
             }
         }
-        let mut rows: Vec<(u64, usize)> = totals
-            .per_rule
-            .iter()
-            .copied()
-            .enumerate()
-            .filter(|(_, c)| *c > 0)
-            .map(|(i, c)| (c, i))
-            .collect();
-        rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let rows = busiest(&totals.per_rule);
         for (c, i) in rows {
             let info = program.info(i);
             let _ = writeln!(
@@ -546,15 +538,7 @@ pub fn run(opts: ScanOptions) -> u8 {
             );
         }
         if format != ScanFormat::Count {
-            let mut rows: Vec<(u64, usize)> = totals
-                .per_rule
-                .iter()
-                .copied()
-                .enumerate()
-                .filter(|(_, c)| *c > 0)
-                .map(|(i, c)| (c, i))
-                .collect();
-            rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+            let rows = busiest(&totals.per_rule);
             for (c, i) in rows.iter().take(50) {
                 eprintln!("  {c:>9}  {}", program.info(*i).title);
             }
@@ -710,6 +694,19 @@ fn process_batch(si: usize, batch: Batch, shared: &Shared<'_>) -> (Vec<u8>, Stat
         }
     }
     (out, stats, damage)
+}
+
+/// (detections, rule) for rules that detected anything, most first.
+fn busiest(per_rule: &[u64]) -> Vec<(u64, usize)> {
+    let mut rows: Vec<(u64, usize)> = per_rule
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, c)| *c > 0)
+        .map(|(i, c)| (c, i))
+        .collect();
+    rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    rows
 }
 
 fn truncate(s: &str, width: usize) -> String {

@@ -623,27 +623,10 @@ fn closest<'n>(name: &str, names: &[&'n str]) -> Option<&'n str> {
     names
         .iter()
         .copied()
-        .map(|n| (n, distance(name, n)))
+        .map(|n| (n, super::modifier::edit_distance(name, n)))
         .filter(|(n, d)| *d <= 2 && *d < n.len())
         .min_by_key(|(_, d)| *d)
         .map(|(n, _)| n)
-}
-
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push(
-                (prev[j] + usize::from(ca != *cb))
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1),
-            );
-        }
-        prev = cur;
-    }
-    prev.last().copied().unwrap_or(0)
 }
 
 /// Visits every node of a condition, parents first.

@@ -430,20 +430,8 @@ fn is_misspelling(word: &str, known: &str) -> bool {
     if a.len().abs_diff(b.len()) > 1 || known.len() < 4 {
         return false;
     }
-    // one edit (insert, delete, substitute or swap)
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push(
-                (prev[j] + usize::from(ca != cb))
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1),
-            );
-        }
-        prev = cur;
-    }
-    prev.last().copied().unwrap_or(9) == 1
+    // one edit (insert, delete, substitute) or one swap
+    super::modifier::edit_distance(&w, known) == 1
         || (a.len() == b.len() && {
             let diffs: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
             diffs.len() == 2 && a[diffs[0]] == b[diffs[1]] && a[diffs[1]] == b[diffs[0]]

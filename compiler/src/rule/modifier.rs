@@ -312,7 +312,8 @@ pub fn check_chain(chain: &[Modifier], keyword: bool) -> Vec<ChainProblem> {
     problems
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
+/// Levenshtein distance over characters, for "did you mean" help.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
