@@ -178,26 +178,37 @@ fn explain_events(
         service: None,
         category: None,
     };
-    // Every rule, whatever its logsource: the author asked about this record.
-    let all = sigil_compiler::ir::Program {
-        rules: ir
-            .rules
-            .iter()
-            .map(|r| {
-                let mut r = r.clone();
-                r.logsource = Default::default();
-                r
-            })
-            .collect(),
-        correlations: Vec::new(),
-    };
+    let origin = rule.display().to_string();
+    // The file's rules, each followed by one pseudo-rule per search
+    // identifier, all whatever their logsource: the author asked about
+    // these records.
+    let mut all = sigil_compiler::ir::Program::default();
+    let mut groups: Vec<(usize, Vec<(String, usize)>)> = Vec::new();
+    for r in catalog.rules() {
+        if r.meta.origin().split('#').next() != Some(origin.as_str()) {
+            continue;
+        }
+        let Some(full) = ir.rules.iter().find(|x| x.info.origin == r.meta.origin()) else {
+            continue;
+        };
+        let mut full = full.clone();
+        full.logsource = Default::default();
+        let at = all.rules.len();
+        all.rules.push(full.clone());
+        let mut idents = Vec::new();
+        for (name, expr) in sigil_compiler::ir::identifier_exprs(r) {
+            idents.push((name.clone(), all.rules.len()));
+            let mut pseudo = full.clone();
+            pseudo.info.title = format!("identifier `{name}`");
+            pseudo.expr = expr;
+            all.rules.push(pseudo);
+        }
+        groups.push((at, idents));
+    }
     let (program, problems) = sigil_runtime::Program::build(&all, &input);
     for p in &problems {
         eprintln!("error: rule `{}` cannot run: {}", p.rule, p.message);
     }
-    let wanted: Vec<usize> = (0..program.rule_count())
-        .filter(|&i| program.info(i).origin.split('#').next() == Some(&rule.display().to_string()))
-        .collect();
     let source = if path.as_os_str() == "-" {
         InputSource::Stdin
     } else {
@@ -223,9 +234,12 @@ fn explain_events(
             let Some(bytes) = batch.data.get(rec.start..rec.end) else {
                 continue;
             };
-            for &r in &wanted {
+            for (at, idents) in &groups {
+                let Some(r) = program.by_ir_index(*at) else {
+                    continue;
+                };
                 match matcher.explain(bytes, r) {
-                    Ok((verdict, trace)) => {
+                    Ok((verdict, _)) => {
                         any |= verdict;
                         let _ = writeln!(
                             out,
@@ -235,9 +249,6 @@ fn explain_events(
                             program.info(r).title,
                             if verdict { "MATCHES" } else { "does not match" }
                         );
-                        for t in trace {
-                            let _ = writeln!(out, "  {t}");
-                        }
                     }
                     Err(e) => {
                         let _ = writeln!(
@@ -245,6 +256,22 @@ fn explain_events(
                             "\nrecord {} (line {}): invalid JSON at byte {}: {}",
                             rec.index, rec.line, e.offset, e.reason
                         );
+                        continue;
+                    }
+                }
+                for (name, ir_index) in idents {
+                    let Some(i) = program.by_ir_index(*ir_index) else {
+                        continue;
+                    };
+                    if let Ok((held, trace)) = matcher.explain(bytes, i) {
+                        let _ = writeln!(
+                            out,
+                            "  identifier `{name}` {}",
+                            if held { "held" } else { "did not hold" }
+                        );
+                        for t in trace {
+                            let _ = writeln!(out, "    {t}");
+                        }
                     }
                 }
             }

@@ -187,6 +187,21 @@ pub fn from_rule(rule: &Rule, diags: &mut Diagnostics) -> Option<RuleIr> {
 
 type Unresolved = Vec<(String, crate::source::Span)>;
 
+/// Each search identifier of a rule as its own expression (for explaining
+/// which identifiers held on a record). Identifiers with unresolved
+/// placeholders are left out.
+pub fn identifier_exprs(rule: &Rule) -> Vec<(String, Expr)> {
+    rule.detection
+        .identifiers
+        .iter()
+        .filter_map(|ident| {
+            let mut unresolved = Vec::new();
+            let expr = super::optimize(search(&ident.search, &mut unresolved));
+            unresolved.is_empty().then(|| (ident.name.clone(), expr))
+        })
+        .collect()
+}
+
 fn detection(d: &Detection, unresolved: &mut Unresolved) -> Expr {
     let conds: Vec<Expr> = d
         .conditions

@@ -13,7 +13,7 @@ mod optimize;
 use std::fmt;
 use std::net::IpAddr;
 
-pub use build::{from_catalog, from_rule};
+pub use build::{from_catalog, from_rule, identifier_exprs};
 pub use optimize::optimize;
 
 use crate::rule::{CmpOp, CorrelationType, LogSource, Position, RegexFlags, TimePart};
