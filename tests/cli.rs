@@ -180,3 +180,46 @@ fn explain_event_says_which_test_failed() {
         "{text}"
     );
 }
+
+#[test]
+fn scan_reports_damage_and_goes_on() {
+    use std::io::Write as _;
+    let dir = std::env::temp_dir().join(format!("sigil-cli-{}-damage", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = r#"{"eventSource":"cloudtrail.amazonaws.com","eventName":"StopLogging","eventTime":"2024-01-01T00:00:00Z"}"#;
+    // NDJSON with an invalid line, a non-object record and invalid UTF-8 in between.
+    let mut ndjson = Vec::new();
+    ndjson.extend_from_slice(format!("{good}\n{{\"eventName\": tru}}\n[1]\n").as_bytes());
+    ndjson.extend_from_slice(b"{\"eventName\":\"\xff\xfe\"}\n");
+    ndjson.extend_from_slice(format!("{good}\n").as_bytes());
+    std::fs::write(dir.join("a.jsonl"), ndjson).unwrap();
+    // A gzip file cut short after its first record.
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(format!("{good}\n{good}\n{good}\n").as_bytes())
+        .unwrap();
+    let gz = enc.finish().unwrap();
+    let cut = gz.len() - 12;
+    std::fs::write(dir.join("b.jsonl.gz"), &gz[..cut]).unwrap();
+    let out = sigil(&[
+        "scan",
+        "--format",
+        "jsonl",
+        "--rules",
+        "rules",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let result = err.lines().find(|l| l.starts_with("RESULT ")).unwrap();
+    assert!(!result.contains("damaged=0"), "{err}");
+    assert!(err.contains("a.jsonl: line 2"), "{err}");
+    assert!(err.contains("a.jsonl: line 3"), "{err}");
+    assert!(err.contains("a.jsonl: line 4"), "{err}");
+    assert!(err.contains("b.jsonl.gz"), "{err}");
+    let detections = String::from_utf8(out.stdout).unwrap().lines().count();
+    assert!(
+        detections >= 2,
+        "records around the damage are still scanned: {detections}"
+    );
+}
