@@ -113,6 +113,16 @@ fn num_lit(v: f64) -> String {
 }
 
 impl Athena<'_> {
+    /// The refusal for a test below a JSON-text column whose path the
+    /// mapping does not declare a scalar.
+    fn undeclared(&self, path: &str) -> Unsupported {
+        Unsupported::construct(format!(
+            "`{path}` lies below a JSON-text column and may hold an array or an object, \
+             which `json_extract_scalar` does not see; declare it under `athena.scalars` \
+             (or `athena.arrays`) in the mapping file if it holds a scalar"
+        ))
+    }
+
     fn place(&self, path: &str) -> Result<Place, Unsupported> {
         let cols = &self.mapping.columns;
         if let Some((col, kind)) = cols.get(path) {
@@ -294,6 +304,9 @@ impl Athena<'_> {
                 let o = match self.place(other.as_str())? {
                     Place::Column(c, ColumnKind::Scalar | ColumnKind::JsonText) => c,
                     Place::Json { column, path } => {
+                        if !self.mapping.scalars.iter().any(|s| s == other.as_str()) {
+                            return Err(self.undeclared(other.as_str()));
+                        }
                         format!("json_extract_scalar({column}, {})", sql_str(&path))
                     }
                     _ => {
@@ -365,8 +378,19 @@ impl Backend for Athena<'_> {
                      OR COALESCE(any_match(TRY_CAST({j} AS ARRAY(JSON)), x0 -> json_format(x0) <> 'null'), FALSE))"
                 );
                 match pred.check {
+                    // A direct key of the column's object is never behind an
+                    // array; deeper ones are unless declared scalars.
+                    Check::Exists | Check::Null
+                        if path.split('.').count() > 2
+                            && !self.mapping.scalars.iter().any(|s| s == path) =>
+                    {
+                        Err(self.undeclared(path))
+                    }
                     Check::Exists => Ok(present),
                     Check::Null => Ok(format!("(NOT {present})")),
+                    _ if !self.mapping.scalars.iter().any(|s| s == path) => {
+                        Err(self.undeclared(path))
+                    }
                     _ => {
                         let t = self.test(&e, &pred.check, path)?;
                         Ok(format!("COALESCE({t}, FALSE)"))
@@ -374,6 +398,9 @@ impl Backend for Athena<'_> {
                 }
             }
             Place::JsonArrays { column, hops, leaf } => {
+                if !self.mapping.scalars.iter().any(|s| s == path) {
+                    return Err(self.undeclared(path));
+                }
                 let (check, negate) = match &pred.check {
                     Check::Null => (&Check::Exists, true),
                     Check::FieldRef { .. } => {

@@ -41,6 +41,11 @@ pub struct AthenaMapping {
     /// Record paths below JSON-text columns that hold arrays (read as
     /// `ARRAY(JSON)` and tested with `any_match`).
     pub arrays: Vec<String>,
+    /// Record paths below JSON-text columns known to hold a scalar (or null)
+    /// with no array on the way. A value test on any other path below a
+    /// JSON-text column could meet an undeclared array or an object, which
+    /// `json_extract_scalar` does not see, so it is refused (S500).
+    pub scalars: Vec<String>,
 }
 
 /// The Splunk side of a mapping.
@@ -150,6 +155,35 @@ const DEFAULT_ARRAYS: &[&str] = &[
     "requestParameters.launchPermission.remove.items",
 ];
 
+/// Scalars CloudTrail writes below its JSON-text columns (AWS CloudTrail
+/// record contents; the request and response fields the rules test).
+const DEFAULT_JSON_SCALARS: &[&str] = &[
+    "requestParameters.attribute",
+    "requestParameters.bucketName",
+    "requestParameters.enable",
+    "requestParameters.policyArn",
+    "requestParameters.policyDocument",
+    "requestParameters.policyName",
+    "requestParameters.roleArn",
+    "requestParameters.userName",
+    "requestParameters.instancesSet.items.instanceId",
+    "requestParameters.ipPermissions.items.ipRanges.items.cidrIp",
+    "requestParameters.ipPermissions.items.ipv6Ranges.items.cidrIpv6",
+    "requestParameters.createVolumePermission.add.items.group",
+    "requestParameters.createVolumePermission.add.items.userId",
+    "requestParameters.createVolumePermission.remove.items.group",
+    "requestParameters.createVolumePermission.remove.items.userId",
+    "requestParameters.launchPermission.add.items.group",
+    "requestParameters.launchPermission.add.items.userId",
+    "requestParameters.launchPermission.remove.items.group",
+    "requestParameters.launchPermission.remove.items.userId",
+    "responseElements.ConsoleLogin",
+    "responseElements.publiclyAccessible",
+    "responseElements.pendingModifiedValues.masterUserPassword",
+    "additionalEventData.MFAUsed",
+    "additionalEventData.bytesTransferredOut",
+];
+
 impl Default for Mapping {
     fn default() -> Self {
         let mut columns = BTreeMap::new();
@@ -180,6 +214,7 @@ impl Default for Mapping {
                 partition_filter: None,
                 time_column: "eventtime".to_string(),
                 arrays: DEFAULT_ARRAYS.iter().map(|s| s.to_string()).collect(),
+                scalars: DEFAULT_JSON_SCALARS.iter().map(|s| s.to_string()).collect(),
             },
             splunk: SplunkMapping {
                 base: "sourcetype=\"aws:cloudtrail\"".to_string(),
@@ -200,6 +235,12 @@ impl Default for Mapping {
                     .chain(&["managementEvent", "insightDetails", "eventContext"])
                     .chain(STRUCTS)
                     .chain(JSON_TEXT)
+                    .chain(
+                        DEFAULT_JSON_SCALARS
+                            .iter()
+                            .filter(|p| !p.contains(".items.")),
+                    )
+                    .chain(&["responseElements.pendingModifiedValues"])
                     .map(|s| s.to_string())
                     .collect(),
             },
@@ -331,6 +372,7 @@ impl Mapping {
                     "time_column",
                     "partition_filter",
                     "arrays",
+                    "scalars",
                 ],
                 diags,
             );
@@ -342,6 +384,9 @@ impl Mapping {
             }
             if let Some(f) = a.get("arrays") {
                 m.athena.arrays.extend(str_list(&source, f, diags));
+            }
+            if let Some(f) = a.get("scalars") {
+                m.athena.scalars.extend(str_list(&source, f, diags));
             }
             if let Some(t) = a.get("partition_filter").and_then(Node::as_str) {
                 m.athena.partition_filter = Some(t.to_string());
@@ -370,7 +415,7 @@ impl Mapping {
             check_keys(
                 &source,
                 s,
-                &["base", "fields", "arrays", "objects", "cron"],
+                &["base", "fields", "arrays", "objects", "fixed", "cron"],
                 diags,
             );
             if let Some(t) = s.get("base").and_then(Node::as_str) {
@@ -389,6 +434,9 @@ impl Mapping {
             }
             if let Some(f) = s.get("objects") {
                 m.splunk.objects.extend(str_list(&source, f, diags));
+            }
+            if let Some(f) = s.get("fixed") {
+                m.splunk.fixed.extend(str_list(&source, f, diags));
             }
         }
         m

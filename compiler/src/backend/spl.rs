@@ -151,6 +151,17 @@ impl Splunk<'_> {
                 "`{path}` is a multivalue (array) field and the test needs `| where`, where Splunk does not apply \"any value\" semantics"
             )));
         }
+        if !self.mapping.fields.contains_key(path) {
+            let segs: Vec<&str> = path.split('.').collect();
+            for i in 0..segs.len() {
+                let prefix = segs[..=i].join(".");
+                if !self.mapping.fixed.contains(&prefix) {
+                    return Err(Unsupported::construct(format!(
+                        "`{path}`: `{prefix}` may hold an array in some records (Splunk then names the field `{prefix}{{}}`), and the test needs `| where`, which would not see it; declare the path under `splunk.fixed` (never an array) or `splunk.arrays` in the mapping file"
+                    )));
+                }
+            }
+        }
         if n.contains(['\'', '\\']) || n.chars().any(char::is_control) {
             return Err(Unsupported::field(format!(
                 "`{path}` cannot be written as a Splunk field name"
