@@ -477,30 +477,20 @@ impl Report {
     }
 }
 
-fn collect(path: &Path, explicit: bool, rules: &mut Vec<PathBuf>, fixtures: &mut Vec<PathBuf>) {
-    if path.is_dir() {
-        let Ok(entries) = std::fs::read_dir(path) else {
-            return;
-        };
-        let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        children.sort();
-        for child in children {
-            let hidden = child
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with('.'));
-            if !hidden {
-                collect(&child, false, rules, fixtures);
-            }
-        }
-    } else {
-        match path.extension().and_then(|e| e.to_str()) {
-            Some("yml" | "yaml") => rules.push(path.to_path_buf()),
-            Some(FIXTURE_EXTENSION) => fixtures.push(path.to_path_buf()),
-            _ if explicit => rules.push(path.to_path_buf()),
+/// Rule files (`*.yml`, `*.yaml`, or any file named explicitly) and fixture
+/// files below `path`.
+fn collect(path: &Path, rules: &mut Vec<PathBuf>, fixtures: &mut Vec<PathBuf>) {
+    sigil_compiler::catalog::walk(
+        path,
+        &mut |file, explicit| match file.extension().and_then(|e| e.to_str()) {
+            Some("yml" | "yaml") => rules.push(file.to_path_buf()),
+            Some(FIXTURE_EXTENSION) => fixtures.push(file.to_path_buf()),
+            _ if explicit => rules.push(file.to_path_buf()),
             _ => {}
-        }
-    }
+        },
+        // Unreadable paths surface when the catalog loads them.
+        &mut |_, _| {},
+    );
 }
 
 /// Loads the rules under `paths` (one catalog, as `sigil check` does), runs
@@ -516,7 +506,7 @@ pub fn run(paths: &[PathBuf], config: &Config) -> Report {
                 .push(format!("`{}`: no such file or directory", p.display()));
             continue;
         }
-        collect(p, true, &mut rule_files, &mut fixture_files);
+        collect(p, &mut rule_files, &mut fixture_files);
     }
     // A fixture file given explicitly tests its rule.
     for f in &fixture_files {
@@ -540,7 +530,7 @@ pub fn run(paths: &[PathBuf], config: &Config) -> Report {
         if let Some(dir) = f.parent() {
             let mut siblings = Vec::new();
             let mut ignored = Vec::new();
-            collect(dir, false, &mut siblings, &mut ignored);
+            collect(dir, &mut siblings, &mut ignored);
             load_files.extend(siblings.into_iter().filter(|s| s.parent() == Some(dir)));
         }
     }

@@ -37,36 +37,7 @@ enum Command {
         deny_warnings: bool,
     },
     /// Run rules over CloudTrail logs and report detections.
-    Scan {
-        /// Rule files or directories (recursive; repeat the option or separate
-        /// with commas). Default: `rules/`.
-        #[arg(long = "rules", short = 'r', value_delimiter = ',')]
-        rules: Vec<PathBuf>,
-        /// Log files or directories: .json ({"Records":[...]}, a record or an
-        /// array), .jsonl/.ndjson, .gz of these, S3 delivery trees; `-` = stdin.
-        inputs: Vec<PathBuf>,
-        /// Output format; `table` on a terminal, `jsonl` otherwise.
-        #[arg(long, value_enum)]
-        format: Option<scan::ScanFormat>,
-        /// Worker threads (default: one per core).
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Output only these fields of each matched record (comma-separated paths).
-        #[arg(long, value_delimiter = ',')]
-        fields: Vec<String>,
-        /// Exit with 1 when anything is detected.
-        #[arg(long)]
-        fail_on_match: bool,
-        /// YAML file of `expand` placeholder values.
-        #[arg(long)]
-        placeholders: Option<PathBuf>,
-        /// The input's logsource (default: product=aws service=cloudtrail); repeat for several keys.
-        #[arg(long)]
-        logsource: Vec<String>,
-        /// No summary or progress on stderr (the RESULT line is still printed).
-        #[arg(long, short = 'q')]
-        quiet: bool,
-    },
+    Scan(scan::ScanOptions),
     /// Run every rule's fixtures (`<rule>.tests` beside each rule).
     Test {
         /// Rule files or directories (recursive). Default: `rules/`.
@@ -161,27 +132,7 @@ fn main() -> ExitCode {
             placeholders,
             deny_warnings,
         } => check::run_check(paths, format, placeholders, deny_warnings),
-        Command::Scan {
-            rules,
-            inputs,
-            format,
-            threads,
-            fields,
-            fail_on_match,
-            placeholders,
-            logsource,
-            quiet,
-        } => scan::run(scan::ScanOptions {
-            rules,
-            inputs,
-            format,
-            threads,
-            fields,
-            fail_on_match,
-            placeholders,
-            logsource,
-            quiet,
-        }),
+        Command::Scan(opts) => scan::run(opts),
         Command::Test {
             paths,
             format,

@@ -32,15 +32,35 @@ pub enum ScanFormat {
 }
 
 /// Options of `scan`.
+#[derive(clap::Args)]
 pub struct ScanOptions {
+    /// Rule files or directories (recursive; repeat the option or separate
+    /// with commas). Default: `rules/`.
+    #[arg(long = "rules", short = 'r', value_delimiter = ',')]
     pub rules: Vec<PathBuf>,
+    /// Log files or directories: .json ({"Records":[...]}, a record or an
+    /// array), .jsonl/.ndjson, .gz of these, S3 delivery trees; `-` = stdin.
     pub inputs: Vec<PathBuf>,
+    /// Output format; `table` on a terminal, `jsonl` otherwise.
+    #[arg(long, value_enum)]
     pub format: Option<ScanFormat>,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
     pub threads: Option<usize>,
+    /// Output only these fields of each matched record (comma-separated paths).
+    #[arg(long, value_delimiter = ',')]
     pub fields: Vec<String>,
+    /// Exit with 1 when anything is detected.
+    #[arg(long)]
     pub fail_on_match: bool,
+    /// YAML file of `expand` placeholder values.
+    #[arg(long)]
     pub placeholders: Option<PathBuf>,
+    /// The input's logsource (default: product=aws service=cloudtrail); repeat for several keys.
+    #[arg(long)]
     pub logsource: Vec<String>,
+    /// No summary or progress on stderr (the RESULT line is still printed).
+    #[arg(long, short = 'q')]
     pub quiet: bool,
 }
 

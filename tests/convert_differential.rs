@@ -9,6 +9,8 @@
 //! creates it and sets `SIGIL_ORACLE_PYTHON`. Without it the test prints a
 //! notice and passes, except under `CI=true`, where it fails.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -261,18 +263,7 @@ fn cases() -> Vec<Case> {
 }
 
 fn rule_text(case: &Case) -> String {
-    let mut text = format!(
-        "title: '{}'\nlogsource: {{product: aws, service: cloudtrail}}\ndetection:\n",
-        case.name.replace('\'', "''")
-    );
-    for line in case.rule.lines() {
-        if !line.trim().is_empty() {
-            text.push_str("    ");
-            text.push_str(line);
-        }
-        text.push('\n');
-    }
-    text
+    support::rule_text(&case.name, &case.rule)
 }
 
 fn oracle_python() -> Option<(PathBuf, PathBuf)> {

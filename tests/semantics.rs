@@ -17,6 +17,8 @@
 //!   with the documented semantics (reported, not failed; a known bug that
 //!   starts passing fails the test so the marker gets removed).
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -134,18 +136,7 @@ fn load_cases() -> Vec<Case> {
 
 /// The full rule text around a case's detection section.
 fn rule_text(case: &Case) -> String {
-    let mut text = format!(
-        "title: '{}'\nlogsource: {{product: aws, service: cloudtrail}}\ndetection:\n",
-        case.name.replace('\'', "''")
-    );
-    for line in case.rule.lines() {
-        if !line.trim().is_empty() {
-            text.push_str("    ");
-            text.push_str(line);
-        }
-        text.push('\n');
-    }
-    text
+    support::rule_text(&case.name, &case.rule)
 }
 
 fn codes(diags: &sigil_compiler::diag::Diagnostics, errors_only: bool) -> Vec<String> {

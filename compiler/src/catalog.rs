@@ -36,7 +36,7 @@ impl Catalog {
         let mut catalog = Catalog::default();
         let mut files = Vec::new();
         for path in paths {
-            collect(path, true, &mut files, &mut catalog.diags);
+            collect(path, &mut files, &mut catalog.diags);
         }
         // Files are independent until `link`: read, parse and lower them in
         // parallel, then merge in path order so output is deterministic.
@@ -506,41 +506,63 @@ fn lower_source(source: &Arc<Source>, config: &Config, diags: &mut Diagnostics) 
     out
 }
 
-fn collect(path: &Path, explicit: bool, out: &mut Vec<PathBuf>, diags: &mut Diagnostics) {
+/// Visits `path` and, when it is a directory, every file below it in sorted
+/// order, skipping hidden entries. `visit` gets each file and whether it was
+/// named explicitly (only `path` itself is); I/O problems go to `on_error`.
+pub fn walk(
+    path: &Path,
+    visit: &mut dyn FnMut(&Path, bool),
+    on_error: &mut dyn FnMut(&Path, &std::io::Error),
+) {
+    walk_inner(path, true, visit, on_error);
+}
+
+fn walk_inner(
+    path: &Path,
+    explicit: bool,
+    visit: &mut dyn FnMut(&Path, bool),
+    on_error: &mut dyn FnMut(&Path, &std::io::Error),
+) {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
-        Err(e) => {
-            diags.push(io_error(path, &e));
-            return;
-        }
+        Err(e) => return on_error(path, &e),
     };
-    if meta.is_dir() {
-        let entries = match std::fs::read_dir(path) {
-            Ok(e) => e,
-            Err(e) => {
-                diags.push(io_error(path, &e));
-                return;
-            }
-        };
-        let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        children.sort();
-        for child in children {
-            let hidden = child
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with('.'));
-            if !hidden {
-                collect(&child, false, out, diags);
-            }
-        }
-    } else if explicit
-        || matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("yml" | "yaml")
-        )
-    {
-        out.push(path.to_path_buf());
+    if !meta.is_dir() {
+        return visit(path, explicit);
     }
+    let entries = match std::fs::read_dir(path) {
+        Ok(e) => e,
+        Err(e) => return on_error(path, &e),
+    };
+    let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    children.sort();
+    for child in children {
+        let hidden = child
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if !hidden {
+            walk_inner(&child, false, visit, on_error);
+        }
+    }
+}
+
+/// Rule files: `*.yml`/`*.yaml` below directories, and any file named explicitly.
+fn collect(path: &Path, out: &mut Vec<PathBuf>, diags: &mut Diagnostics) {
+    walk(
+        path,
+        &mut |file, explicit| {
+            if explicit
+                || matches!(
+                    file.extension().and_then(|e| e.to_str()),
+                    Some("yml" | "yaml")
+                )
+            {
+                out.push(file.to_path_buf());
+            }
+        },
+        &mut |p, e| diags.push(io_error(p, e)),
+    );
 }
 
 fn io_error(path: &Path, e: &std::io::Error) -> Diagnostic {

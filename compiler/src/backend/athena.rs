@@ -341,19 +341,6 @@ impl Backend for Athena<'_> {
         Ok(if value { "TRUE" } else { "FALSE" }.to_string())
     }
 
-    fn and(&self, parts: Vec<String>) -> Out {
-        Ok(format!("({})", parts.join(" AND ")))
-    }
-
-    fn or(&self, parts: Vec<String>) -> Out {
-        Ok(format!("({})", parts.join(" OR ")))
-    }
-
-    fn not(&self, inner: String) -> Out {
-        // Every hook's result is already two-valued (TRUE/FALSE, never NULL).
-        Ok(format!("(NOT {inner})"))
-    }
-
     fn pred(&self, pred: &Pred) -> Out {
         let Some(field) = &pred.field else {
             return Err(Unsupported::construct(

@@ -66,12 +66,20 @@ pub trait Backend {
     fn name(&self) -> &'static str;
     /// A constant.
     fn const_bool(&self, value: bool) -> Out;
-    /// All of `parts` hold.
-    fn and(&self, parts: Vec<String>) -> Out;
+    /// All of `parts` hold. Every group is parenthesised: SPL's search gives
+    /// OR precedence over AND, so precedence is never left to the target.
+    fn and(&self, parts: Vec<String>) -> Out {
+        Ok(format!("({})", parts.join(" AND ")))
+    }
     /// Some of `parts` holds.
-    fn or(&self, parts: Vec<String>) -> Out;
-    /// `inner` does not hold (two-valued: true where `inner`'s fields are missing).
-    fn not(&self, inner: String) -> Out;
+    fn or(&self, parts: Vec<String>) -> Out {
+        Ok(format!("({})", parts.join(" OR ")))
+    }
+    /// `inner` does not hold (two-valued: true where `inner`'s fields are
+    /// missing, since every hook's result is already TRUE/FALSE, never NULL).
+    fn not(&self, inner: String) -> Out {
+        Ok(format!("(NOT {inner})"))
+    }
     /// One predicate.
     fn pred(&self, pred: &Pred) -> Out;
     /// The condition text → the whole query for a rule.

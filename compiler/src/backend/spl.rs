@@ -337,18 +337,6 @@ impl Backend for Splunk<'_> {
         Ok(if value { "(1==1)" } else { "(1==0)" }.to_string())
     }
 
-    fn and(&self, parts: Vec<String>) -> Out {
-        Ok(format!("({})", parts.join(" AND ")))
-    }
-
-    fn or(&self, parts: Vec<String>) -> Out {
-        Ok(format!("({})", parts.join(" OR ")))
-    }
-
-    fn not(&self, inner: String) -> Out {
-        Ok(format!("(NOT {inner})"))
-    }
-
     /// The predicate as a two-valued `where` expression.
     fn pred(&self, p: &Pred) -> Out {
         let Some(field) = &p.field else {
