@@ -646,7 +646,7 @@ pub fn run(paths: &[PathBuf], config: &Config) -> Report {
                 .push("`alerts` are for correlation rules only".to_string());
         }
         if !fx.alerts.is_empty() {
-            let produced = correlation_alerts(&plan, &program, &mut matcher, &fx.cases, file);
+            let produced = correlation_alerts(&plan, &mut matcher, &fx.cases, file);
             let mut unmatched = produced.clone();
             for alert in &fx.alerts {
                 let desc = describe_alert(alert);
@@ -732,7 +732,6 @@ fn referenced_rules(
 /// defined in `file`.
 fn correlation_alerts(
     plan: &crate::correlation::Plan,
-    program: &Program,
     matcher: &mut sigil_runtime::Matcher<'_>,
     cases: &[Case],
     file: &Path,
@@ -759,7 +758,6 @@ fn correlation_alerts(
             }
         }
     }
-    let _ = program;
     let mut problems = Vec::new();
     let fired = crate::correlation::evaluate(plan, events, &mut problems);
     let file_text = file.display().to_string();

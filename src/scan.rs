@@ -493,7 +493,7 @@ pub fn run(opts: ScanOptions) -> u8 {
                 ScanFormat::Count => String::new(),
             };
             if out.write_all(text.as_bytes()).is_err() {
-                broken_pipe = true;
+                // A closed stdout ends output quietly; the summary still goes to stderr.
                 break;
             }
         }
@@ -523,9 +523,8 @@ pub fn run(opts: ScanOptions) -> u8 {
             );
         }
     }
-    if out.flush().is_err() {
-        broken_pipe = true;
-    }
+    // A closed stdout (`| head`) is a clean end, not an error.
+    let _ = out.flush();
     if damage_lines > 1000 {
         eprintln!(
             "warning: {} more damaged inputs not listed",
@@ -574,7 +573,6 @@ pub fn run(opts: ScanOptions) -> u8 {
         totals.bytes as f64 / 1e6 / secs,
         totals.damaged
     );
-    let _ = broken_pipe;
     if io_errors > 0 {
         EXIT_USAGE
     } else if opts.fail_on_match && matches > 0 {
