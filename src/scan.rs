@@ -11,8 +11,10 @@ use sigil_compiler::catalog::Catalog;
 use sigil_compiler::diag::Severity;
 use sigil_compiler::ir;
 use sigil_runtime::correlate::{Event, RecordRef};
-use sigil_runtime::input::{self, Batch, Damage, InputSource, RecordReader};
-use sigil_runtime::json::{escape_json, Projection};
+use sigil_runtime::input::{
+    self, rescan_line, Batch, Damage, InputSource, RecordReader, RecordSpan,
+};
+use sigil_runtime::json::{escape_json, JsonError, Projection};
 use sigil_runtime::{InputLogSource, Program};
 
 use sigil::correlation;
@@ -591,7 +593,7 @@ fn process_source<'s>(
     scope: &rayon::Scope<'s>,
 ) {
     let mut reader = match RecordReader::open(src) {
-        Ok(r) => r,
+        Ok(r) => r.line_records(src.is_line_delimited()),
         Err(damage) => {
             let _ = tx.send(Msg::OpenFailed { source: si, damage });
             return;
@@ -637,32 +639,114 @@ fn process_batch(si: usize, batch: Batch, shared: &Shared<'_>) -> (Vec<u8>, Stat
     };
     let mut damage = batch.damage;
     stats.damaged = damage.len() as u64;
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(batch.data.len() + batch.data.len() / 4);
     let mut hits = Vec::new();
     let file = escape_json(&shared.names[si]);
+    let mut emit = Emit {
+        si,
+        shared,
+        file: &file,
+        out: &mut out,
+        stats: &mut stats,
+    };
     for rec in &batch.records {
         let Some(bytes) = batch.data.get(rec.start..rec.end) else {
             continue;
         };
-        stats.records += 1;
-        if let Err(e) = matcher.matches(bytes, &mut hits) {
-            stats.damaged += 1;
-            damage.push(Damage {
-                file: shared.names[si].clone(),
-                offset: 0,
-                line: rec.line,
-                record: Some(rec.index),
-                reason: format!(
-                    "invalid JSON at byte {} of the record: {}",
-                    e.offset, e.reason
-                ),
-            });
-            continue;
+        let verdict = if rec.checked {
+            matcher.matches(bytes, &mut hits)
+        } else {
+            matcher.matches_unchecked(bytes, &mut hits)
+        };
+        match verdict {
+            Ok(()) => emit.record(rec, bytes, &hits),
+            Err(_) if !rec.checked => {
+                // Not one valid object: read the line as the strict reader
+                // would, for its exact damage and any records it holds.
+                let (records, found) = rescan_line(&shared.names[si], &batch.data, rec);
+                emit.stats.damaged += found.len() as u64;
+                damage.extend(found);
+                for sub in &records {
+                    let Some(bytes) = batch.data.get(sub.start..sub.end) else {
+                        continue;
+                    };
+                    match matcher.matches(bytes, &mut hits) {
+                        Ok(()) => emit.record(sub, bytes, &hits),
+                        Err(e) => damage.push(emit.invalid(sub, e)),
+                    }
+                }
+            }
+            Err(e) => damage.push(emit.invalid(rec, e)),
         }
-        for &r in &hits {
+    }
+    if damage
+        .windows(2)
+        .any(|w| (w[0].line, w[0].offset) > (w[1].line, w[1].offset))
+    {
+        damage.sort_by_key(|d| (d.line, d.offset));
+    }
+    (out, stats, damage)
+}
+
+/// (detections, rule) for rules that detected anything, most first.
+fn busiest(per_rule: &[u64]) -> Vec<(u64, usize)> {
+    let mut rows: Vec<(u64, usize)> = per_rule
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, c)| *c > 0)
+        .map(|(i, c)| (c, i))
+        .collect();
+    rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    rows
+}
+
+fn truncate(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(width.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// Writes one batch's detections and tallies.
+struct Emit<'a, 's> {
+    si: usize,
+    shared: &'a Shared<'s>,
+    file: &'a str,
+    out: &'a mut Vec<u8>,
+    stats: &'a mut Stats,
+}
+
+impl Emit<'_, '_> {
+    /// A record the matcher could not read: damage, counted.
+    fn invalid(&mut self, rec: &RecordSpan, e: JsonError) -> Damage {
+        self.stats.damaged += 1;
+        Damage {
+            file: self.shared.names[self.si].clone(),
+            offset: rec.offset + e.offset as u64,
+            line: rec.line,
+            record: Some(rec.index),
+            reason: format!(
+                "invalid JSON at byte {} of the record: {}; skipped",
+                e.offset, e.reason
+            ),
+        }
+    }
+
+    /// A record read: its detections, and the events it feeds to correlations.
+    fn record(&mut self, rec: &RecordSpan, bytes: &[u8], hits: &[usize]) {
+        let shared = self.shared;
+        let program = shared.program;
+        let stats = &mut *self.stats;
+        let out = &mut *self.out;
+        stats.records += 1;
+        for &r in hits {
             for feed in &shared.plan.by_rule[r] {
                 let at = RecordRef {
-                    source: si,
+                    source: self.si,
                     record: rec.index,
                     line: rec.line,
                 };
@@ -679,7 +763,13 @@ fn process_batch(si: usize, batch: Batch, shared: &Shared<'_>) -> (Vec<u8>, Stat
                 ScanFormat::Jsonl => {
                     out.extend_from_slice(b"{\"rule\":");
                     out.extend_from_slice(shared.rule_json[r].as_bytes());
-                    out.extend_from_slice(format!(",\"source\":{{\"file\":\"{file}\",\"record\":{},\"line\":{}}},\"event\":", rec.index, rec.line).as_bytes());
+                    out.extend_from_slice(b",\"source\":{\"file\":\"");
+                    out.extend_from_slice(self.file.as_bytes());
+                    let _ = write!(
+                        out,
+                        "\",\"record\":{},\"line\":{}}},\"event\":",
+                        rec.index, rec.line
+                    );
                     match &shared.projection {
                         Some(p) => out.extend_from_slice(p.json(bytes).as_bytes()),
                         // The record is copied as it was, not re-serialised;
@@ -710,29 +800,5 @@ fn process_batch(si: usize, batch: Batch, shared: &Shared<'_>) -> (Vec<u8>, Stat
                 ScanFormat::Count => {}
             }
         }
-    }
-    (out, stats, damage)
-}
-
-/// (detections, rule) for rules that detected anything, most first.
-fn busiest(per_rule: &[u64]) -> Vec<(u64, usize)> {
-    let mut rows: Vec<(u64, usize)> = per_rule
-        .iter()
-        .copied()
-        .enumerate()
-        .filter(|(_, c)| *c > 0)
-        .map(|(i, c)| (c, i))
-        .collect();
-    rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    rows
-}
-
-fn truncate(s: &str, width: usize) -> String {
-    if s.chars().count() <= width {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(width.saturating_sub(1)).collect();
-        t.push('…');
-        t
     }
 }

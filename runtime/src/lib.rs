@@ -23,6 +23,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod bytes;
 pub mod correlate;
 pub mod input;
 pub mod json;

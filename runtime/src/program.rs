@@ -268,6 +268,13 @@ impl Program {
             self.by_pattern.len(),
             self.always.len()
         );
+        let (nodes, widest) = self.trie.shape();
+        out.push_str(&format!(
+            "  {} field paths read, {} trie nodes, at most {} keys under one node\n",
+            self.trie.len(),
+            nodes,
+            widest
+        ));
         let mut lits: Vec<(usize, &Vec<usize>)> = self.by_pattern.iter().enumerate().collect();
         if self.overlapping {
             out.push_str("  (literals overlap: overlapping search)\n");
@@ -354,6 +361,33 @@ impl Matcher<'_> {
 
     /// The indices of the rules `record` matches, ascending, into `out`.
     pub fn matches(&mut self, record: &[u8], out: &mut Vec<usize>) -> Result<(), JsonError> {
+        self.matches_as(record, self.validated, out)
+    }
+
+    /// As [`Matcher::matches`] for a record nothing has validated yet (a line
+    /// the reader took whole): its UTF-8 and its whole grammar are checked in
+    /// the same pass that extracts the fields.
+    pub fn matches_unchecked(
+        &mut self,
+        record: &[u8],
+        out: &mut Vec<usize>,
+    ) -> Result<(), JsonError> {
+        if let Err(e) = std::str::from_utf8(record) {
+            out.clear();
+            return Err(JsonError {
+                offset: e.valid_up_to(),
+                reason: "invalid UTF-8",
+            });
+        }
+        self.matches_as(record, false, out)
+    }
+
+    fn matches_as(
+        &mut self,
+        record: &[u8],
+        validated: bool,
+        out: &mut Vec<usize>,
+    ) -> Result<(), JsonError> {
         out.clear();
         let p = self.program;
         self.list.clear();
@@ -397,13 +431,15 @@ impl Matcher<'_> {
             }
         }
         if self.list.is_empty() {
-            // The record reader has already checked the record's JSON grammar.
+            if !validated {
+                json::validate(record)?;
+            }
             return Ok(());
         }
         self.list.sort_unstable();
         self.list.dedup();
         let leaves = self.list.iter().any(|&r| p.rules[r].keywords);
-        json::extract_with(record, &p.trie, leaves, self.validated, &mut self.extracted)?;
+        json::extract_with(record, &p.trie, leaves, validated, &mut self.extracted)?;
         let ctx = Ctx {
             record,
             ex: &self.extracted,

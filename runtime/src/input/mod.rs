@@ -26,7 +26,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub use discover::{discover, Discovery};
-pub use reader::{Batch, RecordReader, RecordSpan};
+pub use reader::{rescan_line, Batch, RecordReader, RecordSpan};
 
 /// A record (one JSON object) larger than this is damage: it is skipped while streaming, without
 /// being buffered.
@@ -49,6 +49,17 @@ pub enum InputSource {
 }
 
 impl InputSource {
+    /// Named as JSON Lines (`.jsonl`, `.ndjson`, either gzipped): read with
+    /// [`RecordReader::line_records`].
+    pub fn is_line_delimited(&self) -> bool {
+        let InputSource::File(path) = self else {
+            return false;
+        };
+        let name = path.to_string_lossy().to_ascii_lowercase();
+        let name = name.strip_suffix(".gz").unwrap_or(&name);
+        name.ends_with(".jsonl") || name.ends_with(".ndjson")
+    }
+
     /// The name used in `source.file` of the output and in damage reports: the path as given
     /// (or as found under a directory given), `-` for standard input.
     pub fn display_name(&self) -> String {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use flate2::read::MultiGzDecoder;
 
-use super::scan::Scanner;
+use super::scan::{self, Scanner, Span};
 use super::{Damage, InputSource, MAX_RECORD_BYTES, READ_SIZE};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -25,6 +25,11 @@ pub struct RecordSpan {
     pub index: u64,
     /// 1-based line where the record starts (`source.line`).
     pub line: u64,
+    /// Absolute offset of the record's first byte in the (decompressed) stream.
+    pub offset: u64,
+    /// False for a line taken whole without being checked (see
+    /// [`RecordReader::line_records`]): the caller must validate it.
+    pub checked: bool,
 }
 
 /// Whole records read from one input. `data` may also hold bytes between and around the records
@@ -50,6 +55,33 @@ impl Batch {
         let span = self.records.get(i)?;
         self.data.get(span.start..span.end)
     }
+}
+
+fn span_in(s: Span, base: u64) -> RecordSpan {
+    RecordSpan {
+        start: s.start.saturating_sub(base) as usize,
+        end: s.end.saturating_sub(base) as usize,
+        index: s.index,
+        line: s.line,
+        offset: s.start,
+        checked: s.checked,
+    }
+}
+
+/// An unchecked record (`data[span.start..span.end]`, see
+/// [`RecordReader::line_records`]) that failed validation, scanned strictly
+/// as the reader would have without `line_records`: the records it holds
+/// (spans in `data`, checked) and its damage. A line holding several
+/// concatenated objects yields several records; they take consecutive
+/// indexes from the line's own.
+pub fn rescan_line(file: &str, data: &[u8], span: &RecordSpan) -> (Vec<RecordSpan>, Vec<Damage>) {
+    let bytes = data.get(span.start..span.end).unwrap_or(&[]);
+    let (records, damage) = scan::rescan_line(file, bytes, span.offset, span.line, span.index);
+    let base = span.offset - span.start as u64;
+    (
+        records.into_iter().map(|s| span_in(s, base)).collect(),
+        damage,
+    )
 }
 
 /// Reads up to the two bytes of the gzip magic (fewer at end of input).
@@ -197,6 +229,16 @@ impl RecordReader {
         }
     }
 
+    /// Line-delimited input (JSON Lines): a line that is `{...}` is handed
+    /// out whole, unchecked (`RecordSpan::checked` false), so that the
+    /// caller validates it in the same pass that parses it instead of the
+    /// reader scanning it twice. A caller that finds such a line invalid
+    /// calls [`rescan_line`] for exactly what the strict reader reports.
+    pub fn line_records(mut self, on: bool) -> RecordReader {
+        self.scanner.set_line_records(on);
+        self
+    }
+
     /// Sets the record size limit (default [`MAX_RECORD_BYTES`]).
     pub fn with_max_record_bytes(mut self, max: usize) -> RecordReader {
         self.scanner.set_max_record(max as u64);
@@ -334,12 +376,7 @@ impl RecordReader {
             .scanner
             .records
             .drain(..)
-            .map(|s| RecordSpan {
-                start: s.start.saturating_sub(base) as usize,
-                end: s.end.saturating_sub(base) as usize,
-                index: s.index,
-                line: s.line,
-            })
+            .map(|s| span_in(s, base))
             .collect();
         self.base = base + cut_at as u64;
         let bytes_in = std::mem::take(&mut self.bytes_since);

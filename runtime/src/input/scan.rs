@@ -8,6 +8,9 @@
 //! reader which bytes it still needs.
 
 use memchr::memchr;
+use memchr::memmem;
+
+use crate::bytes::find_string_special;
 
 use super::{Damage, MAX_DEPTH};
 
@@ -18,6 +21,8 @@ pub(crate) struct Span {
     pub end: u64,
     pub index: u64,
     pub line: u64,
+    /// The grammar and UTF-8 were checked (false: a line taken whole, see `line_records`).
+    pub checked: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,47 +119,18 @@ pub(crate) struct Scanner {
     suppressed_at: (u64, u64),
     pub(crate) records: Vec<Span>,
     pub(crate) damage: Vec<Damage>,
+    /// Take a line that is one `{...}` whole, without checking it (see
+    /// [`Scanner::set_line_records`]).
+    line_records: bool,
+    records_key: memmem::Finder<'static>,
+    /// Where the last line taken whole ended (so a line start is known even
+    /// when the buffer begins there); 0 at the start of the stream.
+    line_taken_until: u64,
 }
 
 #[inline]
 fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
-}
-
-/// Index of the first `"`, `\` or control byte (< 0x20) in `s`, or `s.len()`. ORs the bytes
-/// looked at into `seen` (its 0x80 bits tell whether any byte before the match was non-ASCII).
-#[inline]
-fn find_string_special(s: &[u8], seen: &mut u64) -> usize {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let mut chunks = s.chunks_exact(8);
-    let mut i = 0;
-    for chunk in &mut chunks {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(a);
-        *seen |= x;
-        let q = x ^ (LO * u64::from(b'"'));
-        let bs = x ^ (LO * u64::from(b'\\'));
-        // For each term the lowest set high bit marks a true match (borrows only propagate
-        // upwards from a matching byte), so the lowest bit of the union is the first match.
-        let m = ((q.wrapping_sub(LO) & !q)
-            | (bs.wrapping_sub(LO) & !bs)
-            | (x.wrapping_sub(LO * 0x20) & !x))
-            & HI;
-        if m != 0 {
-            return i + (m.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    for &b in chunks.remainder() {
-        *seen |= u64::from(b);
-        if b == b'"' || b == b'\\' || b < 0x20 {
-            return i;
-        }
-        i += 1;
-    }
-    s.len()
 }
 
 fn describe_byte(b: u8) -> String {
@@ -163,6 +139,25 @@ fn describe_byte(b: u8) -> String {
     } else {
         format!("byte 0x{b:02x}")
     }
+}
+
+/// Scans one unchecked line (see [`Scanner::set_line_records`]) strictly, as
+/// the reader would have: its records (checked) and damage. `offset`, `line`
+/// and `index` are where the line starts in its stream.
+pub(crate) fn rescan_line(
+    file: &str,
+    bytes: &[u8],
+    offset: u64,
+    line: u64,
+    index: u64,
+) -> (Vec<Span>, Vec<Damage>) {
+    let mut scanner = Scanner::new(file.to_string(), u64::MAX);
+    scanner.pos = offset;
+    scanner.line = line;
+    scanner.next_index = index;
+    scanner.feed(bytes, offset, u64::MAX);
+    scanner.finish(bytes, offset, false);
+    (scanner.records, scanner.damage)
 }
 
 impl Scanner {
@@ -195,7 +190,38 @@ impl Scanner {
             suppressed_at: (0, 0),
             records: Vec::new(),
             damage: Vec::new(),
+            line_records: false,
+            line_taken_until: 0,
+            records_key: memmem::Finder::new(b"\"Records\""),
         }
+    }
+
+    /// Line-delimited input: a line that starts with `{`, ends with `}` and
+    /// cannot be a `{"Records":[...]}` envelope is taken as one record
+    /// without being scanned byte by byte; its span is marked unchecked, and
+    /// whoever parses it must validate it (the matcher does so in the same
+    /// pass that extracts fields) and fall back to [`rescan_line`] when it is
+    /// not one valid object. Any other line goes through the state machine.
+    pub(crate) fn set_line_records(&mut self, on: bool) {
+        self.line_records = on;
+    }
+
+    /// The line starting at `buf[i]` (a `{` at the start of a line, at top
+    /// level), when it can be taken whole: its length without trailing
+    /// blanks, and the length including its newline.
+    #[inline]
+    fn whole_line(&self, buf: &[u8], i: usize) -> Option<(usize, usize)> {
+        let rest = &buf[i..];
+        let nl = memchr(b'\n', rest)?;
+        let mut len = nl;
+        while len > 0 && matches!(rest[len - 1], b' ' | b'\t' | b'\r') {
+            len -= 1;
+        }
+        let line = &rest[..len];
+        (line.last() == Some(&b'}')
+            && len as u64 <= self.max_record
+            && self.records_key.find(line).is_none())
+        .then_some((len, nl + 1))
     }
 
     pub(crate) fn set_max_record(&mut self, max: u64) {
@@ -381,6 +407,34 @@ impl Scanner {
                     i += 1;
                     if b == b'\n' {
                         self.line += 1;
+                    }
+                }
+                State::Value
+                    if self.line_records
+                        && b == b'{'
+                        && self.depth == 0
+                        && (i > 0 && buf[i - 1] == b'\n' || at == self.line_taken_until) =>
+                {
+                    if let Some((len, advance)) = self.whole_line(buf, i) {
+                        self.records.push(Span {
+                            start: at,
+                            end: at + len as u64,
+                            index: self.next_index,
+                            line: self.line,
+                            checked: false,
+                        });
+                        self.next_index += 1;
+                        self.line += 1;
+                        self.top = Top::None;
+                        i += advance;
+                        self.line_taken_until = at + advance as u64;
+                        if at + len as u64 >= stop_at {
+                            stopped = true;
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                        self.value_start(at, b);
                     }
                 }
                 State::Value | State::ValueOrClose => {
@@ -689,6 +743,7 @@ impl Scanner {
                 end,
                 index,
                 line,
+                checked: true,
             });
             return;
         } else {
@@ -702,6 +757,7 @@ impl Scanner {
                         end,
                         index,
                         line,
+                        checked: true,
                     });
                     return;
                 }

@@ -177,28 +177,31 @@ fn valid_json_is_accepted() {
     assert!(all.damage.is_empty());
 }
 
+/// One-line objects the JSON grammar rejects.
+const BAD_JSON: &[&str] = &[
+    r#"{"a":01}"#,
+    r#"{"a":1.}"#,
+    r#"{"a":-}"#,
+    r#"{"a":1e}"#,
+    r#"{"a":"\x"}"#,
+    r#"{"a":"\u12g4"}"#,
+    r#"{"a" 1}"#,
+    r#"{"a":1,}"#,
+    r#"{"a":[1,]}"#,
+    r#"{"a":tru}"#,
+    r#"{"a":nul}"#,
+    r#"{,}"#,
+    r#"{"a":1]"#,
+    r#"{"a":[1}}"#,
+    "{\"a\":\"tab\there\"}",
+    r#"{1:2}"#,
+    r#"{"a":+1}"#,
+    r#"{"a":.5}"#,
+];
+
 #[test]
 fn invalid_json_is_rejected() {
-    let bad = [
-        r#"{"a":01}"#,
-        r#"{"a":1.}"#,
-        r#"{"a":-}"#,
-        r#"{"a":1e}"#,
-        r#"{"a":"\x"}"#,
-        r#"{"a":"\u12g4"}"#,
-        r#"{"a" 1}"#,
-        r#"{"a":1,}"#,
-        r#"{"a":[1,]}"#,
-        r#"{"a":tru}"#,
-        r#"{"a":nul}"#,
-        r#"{,}"#,
-        r#"{"a":1]"#,
-        r#"{"a":[1}}"#,
-        "{\"a\":\"tab\there\"}",
-        r#"{1:2}"#,
-        r#"{"a":+1}"#,
-        r#"{"a":.5}"#,
-    ];
+    let bad = BAD_JSON;
     for b in bad {
         let text = format!("{b}\n{{\"ok\":1}}\n");
         let all = split(text.as_bytes());
@@ -820,4 +823,116 @@ fn reader_can_move_to_another_thread() {
     assert_send::<RecordReader>();
     assert_send::<Batch>();
     assert_send::<Discovery>();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Line records: lines taken whole and validated by their parser must give exactly what the
+// strict reader gives.
+
+/// Reads with `line_records`, validating each unchecked line as the matcher does (UTF-8, then
+/// the grammar) and rescanning the lines that fail.
+fn split_lines(bytes: &[u8], target: usize) -> (All, usize) {
+    let mut r = reader(bytes).line_records(true);
+    let mut all = All {
+        recs: Vec::new(),
+        damage: Vec::new(),
+        batches: 0,
+    };
+    let mut taken_whole = 0;
+    while let Some(batch) = r.next_batch(target) {
+        all.batches += 1;
+        let mut found = batch.damage;
+        let mut push = |span: &RecordSpan| {
+            let text = std::str::from_utf8(&batch.data[span.start..span.end]).unwrap();
+            all.recs.push((text.to_string(), span.index, span.line));
+        };
+        for span in &batch.records {
+            let bytes = &batch.data[span.start..span.end];
+            if span.checked {
+                push(span);
+                continue;
+            }
+            taken_whole += 1;
+            let valid = std::str::from_utf8(bytes).is_ok() && crate::json::validate(bytes).is_ok();
+            if valid {
+                push(span);
+            } else {
+                let (records, damage) = rescan_line("t", &batch.data, span);
+                records.iter().for_each(&mut push);
+                found.extend(damage);
+            }
+        }
+        found.sort_by_key(|d| (d.line, d.offset));
+        all.damage.extend(found);
+    }
+    (all, taken_whole)
+}
+
+fn line_inputs() -> Vec<Vec<u8>> {
+    let mut inputs: Vec<Vec<u8>> = vec![
+        b"{\"a\":1}\n{\"b\": }\n{\"c\":3}\n".to_vec(),
+        b"{\"a\":\"abc\n{\"c\":3}\n".to_vec(),
+        b"{\"a\":1}\nxyz garbage\n{\"b\":2} junk\n, ]\n{\"c\":3}".to_vec(),
+        b"3\n\"x\"\n{\"a\":1}\ntrue".to_vec(),
+        b"{\"a\":\"ok\"}\n{\"b\":\"\xff\xfe\"}\n{\"c\":\"\xc3\xa9\"}\n".to_vec(),
+        b"{\"a\":1}\r\n{\"b\":2}  \r\n\r\n  {\"c\":3}\n".to_vec(),
+        b"{\"a\":1}{\"b\":2}\n".to_vec(),
+        b"{\"e\":5}}\n{\"f\":6}\n".to_vec(),
+        b"{\"a\":1}\n{\"Records\":[{\"b\":2},{\"c\":3}]}\n{\"d\":{\"Records\":1}}\n".to_vec(),
+        b"{\n  \"a\": 1\n}\n{\"b\":2}\n{\"c\":\n3}\n".to_vec(),
+        b"{\"a\":1}\n{\"b\":\"abc".to_vec(),
+        b"\xEF\xBB\xBF{\"a\":1}\n{\"b\":2}\n".to_vec(),
+        b"{\"a\":{\"b\":[1,2,{\"c\":null}]},\"d\":\"\\u00e9\\\"\"}\n{\"x\":1.5e-3,\"y\":[]}\n"
+            .to_vec(),
+    ];
+    for b in BAD_JSON {
+        inputs.push(format!("{b}\n{{\"ok\":1}}\n").into_bytes());
+    }
+    let deep = |n: usize| format!("{}1{}\n{{\"a\":1}}\n", "{\"k\":".repeat(n), "}".repeat(n));
+    inputs.push(deep(511).into_bytes());
+    inputs.push(deep(512).into_bytes());
+    inputs.push(deep(513).into_bytes());
+    inputs.push(generated_ndjson(2_000));
+    inputs
+}
+
+#[test]
+fn line_records_give_exactly_what_the_strict_reader_gives() {
+    let mut taken = 0;
+    for input in line_inputs() {
+        let strict = split(&input);
+        for target in [1, 64, 1 << 20] {
+            let (lines, whole) = split_lines(&input, target);
+            taken += whole;
+            assert_eq!(
+                (&lines.recs, &lines.damage),
+                (&strict.recs, &strict.damage),
+                "target {target}: {}",
+                String::from_utf8_lossy(&input[..input.len().min(200)])
+            );
+        }
+    }
+    // The fast path was taken (not every line fell back to the state machine).
+    assert!(taken > 6_000, "{taken} lines taken whole");
+}
+
+#[test]
+fn line_records_number_concatenated_objects_from_their_line() {
+    // The one difference from the strict reader: a line holding several
+    // objects takes one index when it is handed out, so its objects are
+    // numbered from the line's own index and may repeat the next line's.
+    let input = b"{\"a\":1}{\"b\":2}\n{\"c\":3} {\"d\":4}\n{\"e\":5}\n";
+    let (lines, whole) = split_lines(input, 1 << 20);
+    assert_eq!(whole, 3);
+    assert!(lines.damage.is_empty());
+    assert_eq!(
+        lines.recs,
+        vec![
+            rec(r#"{"a":1}"#, 0, 1),
+            rec(r#"{"b":2}"#, 1, 1),
+            rec(r#"{"c":3}"#, 1, 2),
+            rec(r#"{"d":4}"#, 2, 2),
+            rec(r#"{"e":5}"#, 2, 3)
+        ]
+    );
 }
