@@ -2,10 +2,11 @@
 //! interned in one trie, regular expressions compiled, exact-value sets
 //! hashed, and an Aho-Corasick prefilter over every rule's necessary literals.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use sigil_compiler::ir::{self, literals, Check, Expr, RuleInfo, StrMatch};
+use sigil_compiler::ir::{self, literals, Check, Expr, RuleInfo, StrKind, StrMatch};
 use sigil_compiler::rule::{CmpOp, LogSource, Position, TimePart};
 
 use crate::json::{self, Extracted, JsonError, PathTrie, Val};
@@ -337,6 +338,7 @@ impl Program {
             candidate: vec![false; self.rules.len()],
             list: Vec::new(),
             validated: false,
+            folds: RefCell::default(),
         }
     }
 }
@@ -348,6 +350,7 @@ pub struct Matcher<'p> {
     candidate: Vec<bool>,
     list: Vec<usize>,
     validated: bool,
+    folds: RefCell<Folds>,
 }
 
 impl Matcher<'_> {
@@ -440,9 +443,11 @@ impl Matcher<'_> {
         self.list.dedup();
         let leaves = self.list.iter().any(|&r| p.rules[r].keywords);
         json::extract_with(record, &p.trie, leaves, validated, &mut self.extracted)?;
+        self.folds.get_mut().reset(&self.extracted);
         let ctx = Ctx {
             record,
             ex: &self.extracted,
+            folds: &self.folds,
         };
         for &r in &self.list {
             if eval(&p.rules[r].node, &ctx, &mut None) {
@@ -461,9 +466,11 @@ impl Matcher<'_> {
     ) -> Result<(bool, Vec<String>), JsonError> {
         let p = self.program;
         json::extract(record, &p.trie, true, &mut self.extracted)?;
+        self.folds.get_mut().reset(&self.extracted);
         let ctx = Ctx {
             record,
             ex: &self.extracted,
+            folds: &self.folds,
         };
         let mut trace = Some(Vec::new());
         let Some(r) = p.rules.get(rule) else {
@@ -698,9 +705,74 @@ fn describe(check: &Check) -> String {
 struct Ctx<'r> {
     record: &'r [u8],
     ex: &'r Extracted,
+    folds: &'r RefCell<Folds>,
+}
+
+/// The case-folded text of each extracted value, computed on first use: a
+/// record's `eventSource` or `userAgent` is tested by many rules, and folding
+/// it once spares an allocation and a UTF-8 check per test.
+#[derive(Default)]
+struct Folds {
+    /// `slots[path][value]`: where the folded text is in `arena`.
+    slots: Vec<Vec<Fold>>,
+    arena: String,
+}
+
+#[derive(Clone, Copy)]
+enum Fold {
+    Unknown,
+    Null,
+    At(u32, u32),
+}
+
+impl Folds {
+    fn reset(&mut self, ex: &Extracted) {
+        self.arena.clear();
+        self.slots.resize_with(ex.values.len(), Vec::new);
+        for (slot, vals) in self.slots.iter_mut().zip(&ex.values) {
+            slot.clear();
+            slot.resize(vals.len(), Fold::Unknown);
+        }
+    }
 }
 
 impl Ctx<'_> {
+    /// Does `f` hold for the folded text of value `i` at `path`? False for null.
+    fn with_folded(&self, path: usize, i: usize, v: &Val, f: impl FnOnce(&str) -> bool) -> bool {
+        let mut folds = self.folds.borrow_mut();
+        let Folds { slots, arena } = &mut *folds;
+        let Some(slot) = slots.get_mut(path).and_then(|s| s.get_mut(i)) else {
+            return v.text(self.record).is_some_and(|t| f(&text::fold(&t)));
+        };
+        if let Fold::Unknown = slot {
+            *slot = match v.text(self.record) {
+                None => Fold::Null,
+                Some(t) => {
+                    let start = arena.len();
+                    arena.push_str(&text::fold(&t));
+                    Fold::At(start as u32, arena.len() as u32)
+                }
+            };
+        }
+        match *slot {
+            Fold::At(s, e) => f(&arena[s as usize..e as usize]),
+            _ => false,
+        }
+    }
+
+    /// Does `f` hold for the folded text of some value at `path`?
+    fn any_folded(&self, path: Option<usize>, values: &[Val], f: impl Fn(&str) -> bool) -> bool {
+        match path {
+            Some(p) => values
+                .iter()
+                .enumerate()
+                .any(|(i, v)| self.with_folded(p, i, v, &f)),
+            None => values
+                .iter()
+                .any(|v| v.text(self.record).is_some_and(|t| f(&text::fold(&t)))),
+        }
+    }
+
     fn values(&self, path: Option<usize>) -> &[Val] {
         match path {
             Some(p) => self.ex.values.get(p).map(Vec::as_slice).unwrap_or(&[]),
@@ -734,7 +806,7 @@ fn eval(node: &Node, ctx: &Ctx<'_>, trace: &mut Option<Vec<String>>) -> bool {
         Node::Not(inner) => !eval(inner, ctx, trace),
         Node::Test { path, check, label } => {
             let values = ctx.values(*path);
-            let verdict = test(check, values, ctx);
+            let verdict = test(check, *path, values, ctx);
             if let Some(t) = trace {
                 let shown: Vec<String> = values
                     .iter()
@@ -762,11 +834,15 @@ fn eval(node: &Node, ctx: &Ctx<'_>, trace: &mut Option<Vec<String>>) -> bool {
     }
 }
 
-fn test(check: &CCheck, values: &[Val], ctx: &Ctx<'_>) -> bool {
+fn test(check: &CCheck, path: Option<usize>, values: &[Val], ctx: &Ctx<'_>) -> bool {
     let record = ctx.record;
     match check {
         CCheck::Null => values.iter().all(|v| *v == Val::Null),
         CCheck::Exists => values.iter().any(|v| *v != Val::Null),
+        CCheck::Str(m) if !m.cased && !matches!(m.kind, StrKind::Glob(_)) => {
+            ctx.any_folded(path, values, |t| text::str_match(m, t))
+        }
+        CCheck::StrIn { set, cased: false } => ctx.any_folded(path, values, |t| set.contains(t)),
         CCheck::Str(m) => values.iter().any(|v| {
             let Some(t) = v.text(record) else {
                 return false;
