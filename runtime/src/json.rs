@@ -690,19 +690,26 @@ impl Projection {
         }
     }
 
-    /// The text of each path's first non-null value.
+    /// The text of each path's first non-null value. `record` must be valid
+    /// JSON — as every record the matcher has read is — so subtrees off the
+    /// paths are skipped, not tokenised: this runs for every detection
+    /// (table columns) and every correlation event.
     pub fn texts(&self, record: &[u8]) -> Vec<Option<String>> {
-        let mut ex = Extracted::default();
-        if extract(record, &self.trie, false, &mut ex).is_err() {
-            return vec![None; self.paths.len()];
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Extracted> = std::cell::RefCell::default();
         }
-        ex.values
-            .iter()
-            .map(|vals| {
-                vals.iter()
-                    .find_map(|v| v.text(record).map(|t| t.into_owned()))
-            })
-            .collect()
+        SCRATCH.with_borrow_mut(|ex| {
+            if extract_with(record, &self.trie, false, true, ex).is_err() {
+                return vec![None; self.paths.len()];
+            }
+            ex.values
+                .iter()
+                .map(|vals| {
+                    vals.iter()
+                        .find_map(|v| v.text(record).map(|t| t.into_owned()))
+                })
+                .collect()
+        })
     }
 
     /// A compact JSON object `{"path": value, ...}` with each value's raw JSON
