@@ -223,3 +223,75 @@ fn scan_reports_damage_and_goes_on() {
         "records around the damage are still scanned: {detections}"
     );
 }
+
+#[test]
+fn json_lines_read_in_one_pass_scan_exactly_like_the_strict_reader() {
+    // The same bytes as `x.jsonl` (lines handed whole to the matcher) and as
+    // `x.log` (split and checked by the reader): same detections, damage and
+    // counts, whatever the thread count.
+    let dir = std::env::temp_dir().join(format!("sigil-cli-{}-lines", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut text = Vec::new();
+    for i in 0..3000 {
+        let name = ["StopLogging", "DeleteTrail", "ConsoleLogin", "GetObject"][i % 4];
+        let line = match i % 500 {
+            7 => "{\"eventName\": tru}".to_string(),
+            8 => "{\"a\":1}{\"b\":2} x".to_string(),
+            9 => "{\"eventName\":\"\\q\"}".to_string(),
+            10 => "  {\"eventName\":\"StopLogging\"}".to_string(),
+            11 => "{\n\"eventName\":\"StopLogging\",\"eventSource\":\"cloudtrail.amazonaws.com\"}"
+                .to_string(),
+            _ => format!(
+                r#"{{"eventSource":"cloudtrail.amazonaws.com","eventName":"{name}","eventTime":"2024-01-01T00:{:02}:{:02}Z","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::1:user/u{}"}},"n":{i}}}"#,
+                i / 60 % 60,
+                i % 60,
+                i % 7
+            ),
+        };
+        text.extend_from_slice(line.as_bytes());
+        text.push(b'\n');
+    }
+    text.extend_from_slice(b"{\"eventName\":\"\xff\"}\n");
+    std::fs::write(dir.join("x.jsonl"), &text).unwrap();
+    std::fs::write(dir.join("x.log"), &text).unwrap();
+    let scan = |file: &str, threads: &str| {
+        let out = sigil(&[
+            "scan",
+            "--format",
+            "jsonl",
+            "--threads",
+            threads,
+            "--rules",
+            "rules",
+            dir.join(file).to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0));
+        let stdout = String::from_utf8(out.stdout).unwrap().replace(file, "F");
+        let stderr: Vec<String> = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter_map(|l| {
+                if l.starts_with("warning: skipped damaged input") {
+                    return Some(l.replace(file, "F"));
+                }
+                // The RESULT line without its timings.
+                let counts = l.strip_prefix("RESULT ")?.split(' ');
+                let counts = counts.filter(|kv| {
+                    !["seconds=", "eps=", "mbps="]
+                        .iter()
+                        .any(|t| kv.starts_with(t))
+                });
+                Some(counts.collect::<Vec<_>>().join(" "))
+            })
+            .collect();
+        (stdout, stderr)
+    };
+    let strict = scan("x.log", "1");
+    assert!(strict.0.lines().count() > 1000, "detections");
+    // Three damaged lines in each block of 500, and the invalid UTF-8 at the end.
+    let warnings = strict.1.iter().filter(|l| l.starts_with("warning")).count();
+    assert_eq!(warnings, 3 * 6 + 1, "{:?}", strict.1);
+    for threads in ["1", "2"] {
+        assert_eq!(scan("x.jsonl", threads), strict, "threads {threads}");
+    }
+}

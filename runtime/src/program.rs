@@ -2,6 +2,7 @@
 //! interned in one trie, regular expressions compiled, exact-value sets
 //! hashed, and an Aho-Corasick prefilter over every rule's necessary literals.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
@@ -299,6 +300,15 @@ impl Program {
         out
     }
 
+    /// Also extracts the dotted `path` from every record the matcher parses,
+    /// so that a caller can read it after [`Matcher::matches`] reported a
+    /// rule, without parsing the record again (correlation fields). Returns
+    /// the id to give [`Matcher::first_text`].
+    pub fn read_also(&mut self, path: &str) -> usize {
+        let segments: Vec<String> = path.split('.').map(str::to_string).collect();
+        self.trie.intern(&segments)
+    }
+
     /// Rules in the program.
     pub fn rule_count(&self) -> usize {
         self.rules.len()
@@ -455,6 +465,17 @@ impl Matcher<'_> {
             }
         }
         Ok(())
+    }
+
+    /// After [`Matcher::matches`] reported at least one rule for `record`
+    /// (so the record was parsed): the text of the first non-null value at
+    /// path `id` (from [`Program::read_also`]).
+    pub fn first_text<'r>(&self, record: &'r [u8], id: usize) -> Option<Cow<'r, str>> {
+        self.extracted
+            .values
+            .get(id)?
+            .iter()
+            .find_map(|v| v.text(record))
     }
 
     /// Evaluates one rule and explains the verdict: which tests held and
