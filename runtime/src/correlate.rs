@@ -74,10 +74,15 @@
 //!   records for a total order.
 //! - timespan_ms must be positive, else Err(Unsupported).
 
+mod spill;
+
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use sigil_compiler::rule::{CmpOp, CorrelationType};
+
+use spill::{Spill, SpilledRef, SpilledValueRef};
 
 /// Where a contributing record came from, so a responder can pivot to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -157,10 +162,51 @@ fn unsupported(reason: impl Into<String>) -> Unsupported {
     }
 }
 
-/// Evaluates one correlation over the matches of its referenced rules.
+/// Why a correlation produced no result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The correlation cannot be evaluated (its definition).
+    Unsupported(Unsupported),
+    /// Its events could not be spilled to or read back from the temporary
+    /// file (an I/O error: disk full, no temporary directory, ...).
+    Spill(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Unsupported(u) => f.write_str(&u.reason),
+            Failure::Spill(s) => f.write_str(s),
+        }
+    }
+}
+
+impl std::error::Error for Failure {}
+
+fn spill_failure(e: std::io::Error) -> Failure {
+    Failure::Spill(format!(
+        "cannot spill correlation events to a temporary file (set TMPDIR to a writable directory with free space, or raise --correlation-memory): {e}"
+    ))
+}
+
+/// Evaluates one correlation over the matches of its referenced rules, in
+/// memory.
 ///
 /// Deterministic: the result does not depend on the order of `events`.
-pub fn evaluate(spec: &CorrelationSpec, mut events: Vec<Event>) -> Result<Vec<Alert>, Unsupported> {
+pub fn evaluate(spec: &CorrelationSpec, events: Vec<Event>) -> Result<Vec<Alert>, Unsupported> {
+    let mut c = Collector::new(vec![spec.clone()], u64::MAX);
+    for e in events {
+        c.push(0, e);
+    }
+    c.finish(0).map_err(|f| match f {
+        Failure::Unsupported(u) => u,
+        Failure::Spill(s) => unsupported(s),
+    })
+}
+
+/// The condition operators of a valid spec (empty = all rules for the
+/// temporal types), or why the spec cannot run.
+fn validate(spec: &CorrelationSpec) -> Result<Vec<(CmpOp, f64)>, Unsupported> {
     if spec.timespan_ms <= 0 {
         return Err(unsupported(format!(
             "correlation timespan must be positive, got {} ms",
@@ -183,39 +229,534 @@ pub fn evaluate(spec: &CorrelationSpec, mut events: Vec<Event>) -> Result<Vec<Al
             spec.kind.as_str()
         )));
     }
-    let ops: Vec<(CmpOp, f64)> = if spec.ops.is_empty() {
+    if spec.ops.is_empty() {
         if !temporal {
             return Err(unsupported(format!(
                 "{} correlation has no condition",
                 spec.kind.as_str()
             )));
         }
-        vec![(CmpOp::Gte, spec.inputs as f64)]
+        Ok(vec![(CmpOp::Gte, spec.inputs as f64)])
     } else {
-        spec.ops.clone()
-    };
-
-    events.sort_by(cmp_events);
-    let mut alerts = Vec::new();
-    for group in events.chunk_by(|a, b| a.group == b.group) {
-        if spec.kind == CorrelationType::TemporalOrdered {
-            ordered(spec.timespan_ms, spec.inputs, &ops, group, &mut alerts);
-        } else {
-            windowed(spec.kind, spec.timespan_ms, &ops, group, &mut alerts);
-        }
+        Ok(spec.ops.clone())
     }
-    alerts.sort_by(cmp_alerts);
-    Ok(alerts)
 }
 
-fn cmp_events(a: &Event, b: &Event) -> Ordering {
-    a.group
-        .cmp(&b.group)
-        .then(a.time_ms.cmp(&b.time_ms))
-        .then(a.tiebreak.cmp(&b.tiebreak))
-        .then(a.input.cmp(&b.input))
-        .then(a.record.cmp(&b.record))
-        .then_with(|| a.value.cmp(&b.value))
+/// "No value" in [`Compact::value`]; "position in `Tables::wide`" in
+/// [`Compact::source`].
+const NONE: u32 = u32::MAX;
+
+/// A window event as kept in memory: 40 bytes, whatever the group-by values
+/// and the aggregated value (those are interned in [`Tables`]).
+#[derive(Debug, Clone, Copy)]
+struct Compact {
+    time_ms: i64,
+    tiebreak: u64,
+    /// Id in `Tables::groups`.
+    group: u32,
+    /// value_count: id in `Tables::values`; value_sum/value_avg: index in
+    /// `Tables::numbers`; NONE = no value.
+    value: u32,
+    /// The record's source, record number and line; when one of them does
+    /// not fit in 32 bits, `source` is NONE and `record` indexes
+    /// `Tables::wide`.
+    source: u32,
+    record: u32,
+    line: u32,
+    /// Index of the referenced rule.
+    input: u32,
+}
+
+/// Estimated bytes of one interned string beyond its text: the shared
+/// allocation's header, the id table slot and the hash map slot.
+const INTERN_OVERHEAD: usize = 64;
+
+/// Byte strings numbered in order of first appearance.
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<Arc<[u8]>, u32>,
+    items: Vec<Arc<[u8]>>,
+    bytes: usize,
+}
+
+impl Interner {
+    fn intern(&mut self, text: &[u8]) -> u32 {
+        if let Some(&id) = self.ids.get(text) {
+            return id;
+        }
+        let id = self.items.len() as u32;
+        let shared: Arc<[u8]> = text.into();
+        self.items.push(shared.clone());
+        self.ids.insert(shared, id);
+        self.bytes += text.len() + INTERN_OVERHEAD;
+        id
+    }
+
+    fn get(&self, id: u32) -> &[u8] {
+        self.items.get(id as usize).map_or(&[], |t| t)
+    }
+}
+
+/// Group-by tuple as bytes: each value as a 4-byte length then its text.
+fn encode_group(values: &[String]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.iter().map(|v| v.len() + 4).sum());
+    for v in values {
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        out.extend_from_slice(v.as_bytes());
+    }
+    out
+}
+
+fn decode_group(mut bytes: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    while bytes.len() >= 4 {
+        let mut n = [0u8; 4];
+        n.copy_from_slice(&bytes[..4]);
+        let n = (u32::from_le_bytes(n) as usize).min(bytes.len() - 4);
+        out.push(String::from_utf8_lossy(&bytes[4..4 + n]).into_owned());
+        bytes = &bytes[4 + n..];
+    }
+    out
+}
+
+/// What the compact events of one store refer to.
+struct Tables {
+    kind: CorrelationType,
+    groups: Interner,
+    values: Interner,
+    numbers: Vec<f64>,
+    wide: Vec<RecordRef>,
+}
+
+impl Tables {
+    fn new(kind: CorrelationType) -> Tables {
+        Tables {
+            kind,
+            groups: Interner::default(),
+            values: Interner::default(),
+            numbers: Vec::new(),
+            wide: Vec::new(),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.groups.bytes
+            + self.values.bytes
+            + self.numbers.capacity() * std::mem::size_of::<f64>()
+            + self.wide.capacity() * std::mem::size_of::<RecordRef>()
+    }
+
+    /// Builds the compact form of one event, interning what it refers to.
+    fn compact(
+        &mut self,
+        time_ms: i64,
+        tiebreak: u64,
+        input: u32,
+        group: &[u8],
+        value: SpilledValueRef<'_>,
+        at: RecordRef,
+    ) -> Compact {
+        let group = self.groups.intern(group);
+        let value = match value {
+            SpilledValueRef::None => NONE,
+            SpilledValueRef::Text(t) => self.values.intern(t),
+            SpilledValueRef::Number(bits) => {
+                self.numbers.push(f64::from_bits(bits));
+                (self.numbers.len() - 1) as u32
+            }
+        };
+        let narrow = (
+            u32::try_from(at.source).ok().filter(|&s| s != NONE),
+            u32::try_from(at.record).ok(),
+            u32::try_from(at.line).ok(),
+        );
+        let (source, record, line) = match narrow {
+            (Some(s), Some(r), Some(l)) => (s, r, l),
+            _ => {
+                self.wide.push(at);
+                (NONE, (self.wide.len() - 1) as u32, 0)
+            }
+        };
+        Compact {
+            time_ms,
+            tiebreak,
+            group,
+            value,
+            source,
+            record,
+            line,
+            input,
+        }
+    }
+
+    fn pos(&self, e: &Compact) -> RecordRef {
+        if e.source == NONE {
+            self.wide
+                .get(e.record as usize)
+                .copied()
+                .unwrap_or(RecordRef {
+                    source: usize::MAX,
+                    record: u64::MAX,
+                    line: u64::MAX,
+                })
+        } else {
+            RecordRef {
+                source: e.source as usize,
+                record: u64::from(e.record),
+                line: u64::from(e.line),
+            }
+        }
+    }
+
+    fn value(&self, e: &Compact) -> SpilledValueRef<'_> {
+        if e.value == NONE {
+            return SpilledValueRef::None;
+        }
+        match self.kind {
+            CorrelationType::ValueCount => SpilledValueRef::Text(self.values.get(e.value)),
+            CorrelationType::ValueSum | CorrelationType::ValueAvg => SpilledValueRef::Number(
+                self.numbers
+                    .get(e.value as usize)
+                    .copied()
+                    .unwrap_or(0.0)
+                    .to_bits(),
+            ),
+            _ => SpilledValueRef::None,
+        }
+    }
+
+    fn number(&self, e: &Compact) -> Option<f64> {
+        (e.value != NONE)
+            .then(|| self.numbers.get(e.value as usize).copied())
+            .flatten()
+    }
+
+    fn group(&self, id: u32) -> Vec<String> {
+        decode_group(self.groups.get(id))
+    }
+
+    /// The order within a group: time, tiebreak, input, record, value —
+    /// content only, never arrival order.
+    fn cmp_in_group(&self, a: &Compact, b: &Compact) -> Ordering {
+        a.time_ms
+            .cmp(&b.time_ms)
+            .then(a.tiebreak.cmp(&b.tiebreak))
+            .then(a.input.cmp(&b.input))
+            .then_with(|| self.pos(a).cmp(&self.pos(b)))
+            .then_with(|| self.value(a).cmp(&self.value(b)))
+    }
+}
+
+/// The window events of one correlation: compact events in memory and,
+/// once memory ran short, sorted runs in a temporary file.
+struct Store {
+    spec: CorrelationSpec,
+    tables: Tables,
+    events: Vec<Compact>,
+    spill: Option<Spill>,
+    failed: Option<Failure>,
+}
+
+impl Store {
+    fn new(spec: CorrelationSpec) -> Store {
+        Store {
+            tables: Tables::new(spec.kind),
+            spec,
+            events: Vec::new(),
+            spill: None,
+            failed: None,
+        }
+    }
+
+    /// Bytes held in memory.
+    fn bytes(&self) -> u64 {
+        (self.events.capacity() * std::mem::size_of::<Compact>() + self.tables.bytes()) as u64
+    }
+
+    fn push(&mut self, e: Event) {
+        let value = match self.spec.kind {
+            CorrelationType::ValueCount => e.value.as_deref().map_or(SpilledValueRef::None, |v| {
+                SpilledValueRef::Text(v.as_bytes())
+            }),
+            CorrelationType::ValueSum | CorrelationType::ValueAvg => numeric(e.value.as_deref())
+                .map_or(SpilledValueRef::None, |v| {
+                    SpilledValueRef::Number(v.to_bits())
+                }),
+            _ => SpilledValueRef::None,
+        };
+        let input = u32::try_from(e.input).unwrap_or(u32::MAX);
+        let c = self.tables.compact(
+            e.time_ms,
+            e.tiebreak,
+            input,
+            &encode_group(&e.group),
+            value,
+            e.record,
+        );
+        self.events.push(c);
+    }
+
+    /// Writes the events in memory as one sorted run and forgets them and
+    /// the tables. On an I/O error the store fails and keeps nothing.
+    fn spill(&mut self) {
+        if self.events.is_empty() || self.failed.is_some() {
+            return;
+        }
+        let result = self.write_run();
+        self.events = Vec::new();
+        self.tables = Tables::new(self.spec.kind);
+        if let Err(e) = result {
+            self.failed = Some(spill_failure(e));
+            self.spill = None;
+        }
+    }
+
+    fn write_run(&mut self) -> std::io::Result<()> {
+        if self.spill.is_none() {
+            self.spill = Some(Spill::new()?);
+        }
+        // Groups in byte order, so every run has the same group order.
+        let mut by_bytes: Vec<u32> = (0..self.tables.groups.items.len() as u32).collect();
+        by_bytes.sort_by(|&a, &b| self.tables.groups.get(a).cmp(self.tables.groups.get(b)));
+        let mut rank = vec![0u32; by_bytes.len()];
+        for (r, &g) in by_bytes.iter().enumerate() {
+            rank[g as usize] = r as u32;
+        }
+        let t = &self.tables;
+        self.events.sort_by(|a, b| {
+            rank[a.group as usize]
+                .cmp(&rank[b.group as usize])
+                .then_with(|| t.cmp_in_group(a, b))
+        });
+        let run = self.events.iter().map(|e| SpilledRef {
+            group: t.groups.get(e.group),
+            time_ms: e.time_ms,
+            tiebreak: e.tiebreak,
+            input: e.input,
+            record: t.pos(e),
+            value: t.value(e),
+        });
+        match self.spill.as_mut() {
+            Some(s) => s.write_run(run),
+            None => Ok(()),
+        }
+    }
+
+    /// Evaluates the correlation over every event pushed; `memory` bounds
+    /// the merge's read buffers.
+    fn finish(mut self, memory: u64) -> Result<Vec<Alert>, Failure> {
+        let ops = validate(&self.spec).map_err(Failure::Unsupported)?;
+        if let Some(f) = self.failed.take() {
+            return Err(f);
+        }
+        let mut alerts = Vec::new();
+        if self.spill.is_none() {
+            let t = &self.tables;
+            self.events
+                .sort_by(|a, b| a.group.cmp(&b.group).then_with(|| t.cmp_in_group(a, b)));
+            for group in self.events.chunk_by(|a, b| a.group == b.group) {
+                evaluate_group(&self.spec, &ops, t, group, &mut alerts);
+            }
+        } else {
+            self.spill();
+            if let Some(f) = self.failed.take() {
+                return Err(f);
+            }
+            let Some(spill) = self.spill.take() else {
+                return Ok(alerts);
+            };
+            // Merge the runs; each group's events (consecutive in run order)
+            // are evaluated with their own tables.
+            let mut merge = spill.merge(memory).map_err(spill_failure)?;
+            let mut tables = Tables::new(self.spec.kind);
+            let mut events: Vec<Compact> = Vec::new();
+            let mut current: Option<Box<[u8]>> = None;
+            while let Some(e) = merge.next().map_err(spill_failure)? {
+                if current.as_deref() != Some(&e.group[..]) {
+                    evaluate_group(&self.spec, &ops, &tables, &events, &mut alerts);
+                    tables = Tables::new(self.spec.kind);
+                    events.clear();
+                    current = Some(e.group.clone());
+                }
+                let c = tables.compact(
+                    e.time_ms,
+                    e.tiebreak,
+                    e.input,
+                    &e.group,
+                    e.value.as_ref(),
+                    e.record,
+                );
+                events.push(c);
+            }
+            evaluate_group(&self.spec, &ops, &tables, &events, &mut alerts);
+        }
+        alerts.sort_by(cmp_alerts);
+        Ok(alerts)
+    }
+}
+
+/// Evaluates one group's events, sorted by `Tables::cmp_in_group`.
+fn evaluate_group(
+    spec: &CorrelationSpec,
+    ops: &[(CmpOp, f64)],
+    t: &Tables,
+    group: &[Compact],
+    out: &mut Vec<Alert>,
+) {
+    if group.is_empty() {
+        return;
+    }
+    if spec.kind == CorrelationType::TemporalOrdered {
+        ordered(spec.timespan_ms, spec.inputs, ops, t, group, out);
+    } else {
+        windowed(spec.kind, spec.timespan_ms, ops, t, group, out);
+    }
+}
+
+/// How much was spilled to temporary files.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SpillStats {
+    /// Sorted runs written.
+    pub runs: u64,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// Collects the window events of several correlations within one memory
+/// budget, then evaluates each correlation.
+///
+/// Events are kept compactly in memory (40 bytes each, plus the distinct
+/// group-by tuples and values once). When the memory held would exceed the
+/// budget, the largest correlation's events are sorted and written as one
+/// run to an anonymous temporary file and forgotten; evaluation then merges
+/// the runs (an external sort). The result is the same with or without
+/// spilling, and does not depend on the order of pushes.
+pub struct Collector {
+    stores: Vec<Option<Store>>,
+    budget: u64,
+    spilled: SpillStats,
+}
+
+impl Collector {
+    /// One store per spec; `budget` bounds the bytes of events and tables
+    /// held in memory over all of them (`u64::MAX`: never spill).
+    pub fn new(specs: Vec<CorrelationSpec>, budget: u64) -> Collector {
+        Collector {
+            stores: specs.into_iter().map(|s| Some(Store::new(s))).collect(),
+            budget,
+            spilled: SpillStats::default(),
+        }
+    }
+
+    /// Bytes of events and tables held in memory.
+    pub fn memory(&self) -> u64 {
+        self.stores.iter().flatten().map(Store::bytes).sum()
+    }
+
+    /// What was spilled so far.
+    pub fn spilled(&self) -> SpillStats {
+        self.spilled
+    }
+
+    /// Adds one event of correlation `ci` (ignored once it was finished or
+    /// failed).
+    pub fn push(&mut self, ci: usize, e: Event) {
+        let Some(store) = self.stores.get(ci).and_then(Option::as_ref) else {
+            return;
+        };
+        if store.failed.is_some() {
+            return;
+        }
+        // Spill before a growth of the event array would pass the budget,
+        // and before ids could run out of 32 bits.
+        let len = store.events.len();
+        let growth = if len == store.events.capacity() {
+            (len.max(4) * std::mem::size_of::<Compact>()) as u64
+        } else {
+            0
+        };
+        if len >= (u32::MAX - 1) as usize {
+            self.spill_store(ci);
+        }
+        while growth > 0 && self.memory().saturating_add(growth) > self.budget {
+            if !self.spill_largest() {
+                break;
+            }
+            // The store may have been the one spilled: its array is new.
+            if self.stores[ci].as_ref().is_none_or(|s| s.events.is_empty()) {
+                break;
+            }
+        }
+        if let Some(store) = self.stores[ci].as_mut() {
+            store.push(e);
+        }
+        while self.memory() > self.budget {
+            if !self.spill_largest() {
+                break;
+            }
+        }
+    }
+
+    /// Spills the store holding the most memory; false when none holds events.
+    fn spill_largest(&mut self) -> bool {
+        let largest = self
+            .stores
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (i, s)))
+            .filter(|(_, s)| !s.events.is_empty() && s.failed.is_none())
+            .max_by_key(|(i, s)| (s.bytes(), std::cmp::Reverse(*i)))
+            .map(|(i, _)| i);
+        match largest {
+            Some(i) => {
+                self.spill_store(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn spill_store(&mut self, i: usize) {
+        if let Some(s) = self.stores.get_mut(i).and_then(Option::as_mut) {
+            let (runs, bytes) = s
+                .spill
+                .as_ref()
+                .map_or((0, 0), |sp| (sp.runs() as u64, sp.bytes()));
+            s.spill();
+            if let Some(sp) = &s.spill {
+                self.spilled.runs += sp.runs() as u64 - runs;
+                self.spilled.bytes += sp.bytes() - bytes;
+            }
+        }
+    }
+
+    /// The I/O error that stopped correlation `ci`, if any.
+    pub fn failure(&self, ci: usize) -> Option<&Failure> {
+        self.stores
+            .get(ci)
+            .and_then(Option::as_ref)
+            .and_then(|s| s.failed.as_ref())
+    }
+
+    /// Evaluates correlation `ci` over all its events and frees them. Its
+    /// later pushes are ignored.
+    pub fn finish(&mut self, ci: usize) -> Result<Vec<Alert>, Failure> {
+        let Some(mut store) = self.stores.get_mut(ci).and_then(Option::take) else {
+            return Ok(Vec::new());
+        };
+        if let Some(sp) = &store.spill {
+            // The final run is written by `Store::finish`; count it here.
+            let before = (sp.runs() as u64, sp.bytes());
+            if !store.events.is_empty() {
+                store.spill();
+                if let Some(sp) = &store.spill {
+                    self.spilled.runs += sp.runs() as u64 - before.0;
+                    self.spilled.bytes += sp.bytes() - before.1;
+                }
+            }
+        }
+        store.finish(self.budget.min(64 << 20))
+    }
 }
 
 fn cmp_alerts(a: &Alert, b: &Alert) -> Ordering {
@@ -243,10 +784,10 @@ fn numeric(value: Option<&str>) -> Option<f64> {
 }
 
 /// Records of `events`, each once, in order.
-fn unique_records<'a>(events: impl Iterator<Item = &'a Event>) -> Vec<RecordRef> {
+fn unique_records<'a>(t: &Tables, events: impl Iterator<Item = &'a Compact>) -> Vec<RecordRef> {
     let mut seen = HashSet::new();
     events
-        .map(|e| e.record)
+        .map(|e| t.pos(e))
         .filter(|r| seen.insert(*r))
         .collect()
 }
@@ -295,15 +836,15 @@ impl SumQueue {
 }
 
 /// The incremental state of one window for the non-ordered types.
-struct Window<'a> {
+struct Window {
     kind: CorrelationType,
     len: usize,
-    distinct: HashMap<&'a str, usize>,
+    distinct: HashMap<u32, usize>,
     sums: SumQueue,
-    rules: HashMap<usize, usize>,
+    rules: HashMap<u32, usize>,
 }
 
-impl<'a> Window<'a> {
+impl Window {
     fn new(kind: CorrelationType) -> Self {
         Window {
             kind,
@@ -314,29 +855,25 @@ impl<'a> Window<'a> {
         }
     }
 
-    fn push(&mut self, e: &'a Event) {
+    fn push(&mut self, t: &Tables, e: &Compact) {
         self.len += 1;
         match self.kind {
-            CorrelationType::ValueCount => {
-                if let Some(v) = e.value.as_deref() {
-                    *self.distinct.entry(v).or_insert(0) += 1;
-                }
+            CorrelationType::ValueCount if e.value != NONE => {
+                *self.distinct.entry(e.value).or_insert(0) += 1;
             }
             CorrelationType::ValueSum | CorrelationType::ValueAvg => {
-                self.sums.push(numeric(e.value.as_deref()));
+                self.sums.push(t.number(e));
             }
             CorrelationType::Temporal => *self.rules.entry(e.input).or_insert(0) += 1,
             _ => {}
         }
     }
 
-    fn pop(&mut self, e: &'a Event) {
+    fn pop(&mut self, e: &Compact) {
         self.len -= 1;
         match self.kind {
-            CorrelationType::ValueCount => {
-                if let Some(v) = e.value.as_deref() {
-                    decrement(&mut self.distinct, v);
-                }
+            CorrelationType::ValueCount if e.value != NONE => {
+                decrement(&mut self.distinct, e.value);
             }
             CorrelationType::ValueSum | CorrelationType::ValueAvg => self.sums.pop(),
             CorrelationType::Temporal => decrement(&mut self.rules, e.input),
@@ -382,22 +919,23 @@ fn windowed(
     kind: CorrelationType,
     span: i64,
     ops: &[(CmpOp, f64)],
-    group: &[Event],
+    t: &Tables,
+    group: &[Compact],
     out: &mut Vec<Alert>,
 ) {
-    let events: Vec<&Event> = if kind == CorrelationType::Temporal {
+    let events: Vec<&Compact> = if kind == CorrelationType::Temporal {
         group.iter().collect()
     } else {
         let mut seen = HashSet::new();
         group
             .iter()
-            .filter(|e| seen.insert((e.record, e.time_ms, e.tiebreak)))
+            .filter(|e| seen.insert((t.pos(e), e.time_ms, e.tiebreak)))
             .collect()
     };
     let mut window = Window::new(kind);
     let mut lo = 0;
     for (j, &current) in events.iter().enumerate() {
-        window.push(current);
+        window.push(t, current);
         while too_far(events[lo].time_ms, current.time_ms, span) {
             window.pop(events[lo]);
             lo += 1;
@@ -408,11 +946,11 @@ fn windowed(
         if holds(ops, value) {
             let members = &events[lo..=j];
             out.push(Alert {
-                group: current.group.clone(),
+                group: t.group(current.group),
                 start_ms: members[0].time_ms,
                 end_ms: current.time_ms,
                 value,
-                records: unique_records(members.iter().copied()),
+                records: unique_records(t, members.iter().copied()),
             });
             // Re-arm: only events strictly after the alerting one.
             window.clear();
@@ -429,14 +967,21 @@ struct Chain {
 }
 
 impl Chain {
-    fn start(&self, group: &[Event]) -> (i64, u64, usize) {
+    fn start(&self, group: &[Compact]) -> (i64, u64, usize) {
         let first = self.items[0];
         (group[first].time_ms, group[first].tiebreak, first)
     }
 }
 
 /// temporal_ordered over one group (sorted).
-fn ordered(span: i64, stages: usize, ops: &[(CmpOp, f64)], group: &[Event], out: &mut Vec<Alert>) {
+fn ordered(
+    span: i64,
+    stages: usize,
+    ops: &[(CmpOp, f64)],
+    t: &Tables,
+    group: &[Compact],
+    out: &mut Vec<Alert>,
+) {
     // best[s]: among chains filling stages 0..=s from earlier steps, the one
     // with the latest start (the best for any later completion).
     let mut best: Vec<Option<Chain>> = vec![None; stages];
@@ -455,12 +1000,13 @@ fn ordered(span: i64, stages: usize, ops: &[(CmpOp, f64)], group: &[Event], out:
         let mut occurrences: Vec<(RecordRef, usize, Vec<usize>)> = Vec::new();
         for k in step.clone() {
             let e = &group[k];
-            if e.input >= stages {
+            if e.input as usize >= stages {
                 continue;
             }
-            match occurrences.iter_mut().find(|o| o.0 == e.record) {
-                Some(o) => o.2.push(e.input),
-                None => occurrences.push((e.record, k, vec![e.input])),
+            let at = t.pos(e);
+            match occurrences.iter_mut().find(|o| o.0 == at) {
+                Some(o) => o.2.push(e.input as usize),
+                None => occurrences.push((at, k, vec![e.input as usize])),
             }
         }
         // Every update reads only the state before this step, so nothing in
@@ -508,12 +1054,12 @@ fn ordered(span: i64, stages: usize, ops: &[(CmpOp, f64)], group: &[Event], out:
             let (start_ms, records) = match done.checked_sub(1).and_then(|s| best[s].as_ref()) {
                 Some(chain) => (
                     group[chain.items[0]].time_ms,
-                    unique_records(chain.items.iter().map(|&k| &group[k])),
+                    unique_records(t, chain.items.iter().map(|&k| &group[k])),
                 ),
-                None => (now.0, unique_records(group[step].iter())),
+                None => (now.0, unique_records(t, group[step].iter())),
             };
             out.push(Alert {
-                group: group[end - 1].group.clone(),
+                group: t.group(group[end - 1].group),
                 start_ms,
                 end_ms: now.0,
                 value: done as f64,
@@ -564,6 +1110,16 @@ mod tests {
             ops: ops.to_vec(),
             inputs,
         }
+    }
+
+    fn cmp_events(a: &Event, b: &Event) -> Ordering {
+        a.group
+            .cmp(&b.group)
+            .then(a.time_ms.cmp(&b.time_ms))
+            .then(a.tiebreak.cmp(&b.tiebreak))
+            .then(a.input.cmp(&b.input))
+            .then(a.record.cmp(&b.record))
+            .then_with(|| a.value.cmp(&b.value))
     }
 
     fn burst(spec_: &CorrelationSpec, events: Vec<Event>) -> Vec<Alert> {
@@ -950,6 +1506,98 @@ mod tests {
         assert_eq!(alerts[0].start_ms, HOUR_MARK);
     }
 
+    #[test]
+    fn a_kept_event_is_40_bytes() {
+        assert_eq!(std::mem::size_of::<Compact>(), 40);
+    }
+
+    #[test]
+    fn group_tuples_and_wide_positions_survive_interning_and_spilling() {
+        let s = spec(CorrelationType::EventCount, MIN, &[(CmpOp::Gte, 2.0)], 1);
+        let huge = RecordRef {
+            source: 7,
+            record: u64::from(u32::MAX) + 5,
+            line: u64::MAX,
+        };
+        let mut events = Vec::new();
+        for (n, group) in [
+            vec!["a\u{1f}b".to_string()],
+            vec!["a".to_string(), "b".to_string()],
+            vec![String::new(), "ab".to_string()],
+            vec!["é".to_string(), String::new()],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for k in 0..2u64 {
+                let mut e = ev(n as u64 * 10 + k, HOUR_MARK + k as i64, "x", 0, None);
+                e.group = group.clone();
+                if k == 1 {
+                    e.record = RecordRef { source: n, ..huge };
+                }
+                events.push(e);
+            }
+        }
+        let alerts = burst(&s, events.clone());
+        assert_eq!(alerts.len(), 4, "four groups, none merged");
+        let groups: HashSet<Vec<String>> = alerts.iter().map(|a| a.group.clone()).collect();
+        assert!(groups.contains(&vec!["a".to_string(), "b".to_string()]));
+        assert!(groups.contains(&vec!["é".to_string(), String::new()]));
+        assert!(alerts
+            .iter()
+            .all(|a| a.records[1].record == huge.record && a.records[1].line == u64::MAX));
+        let mut c = Collector::new(vec![s], 0);
+        for e in events {
+            c.push(0, e);
+        }
+        assert_eq!(c.finish(0).unwrap(), alerts);
+    }
+
+    #[test]
+    fn one_budget_is_shared_by_correlations() {
+        let count = spec(
+            CorrelationType::EventCount,
+            5 * MIN,
+            &[(CmpOp::Gte, 20.0)],
+            1,
+        );
+        let distinct = spec(
+            CorrelationType::ValueCount,
+            5 * MIN,
+            &[(CmpOp::Gte, 3.0)],
+            1,
+        );
+        let events: Vec<Event> = (0..2_000u64)
+            .map(|n| {
+                let user = ["alice", "bob", "carol", "dave"][(n % 4) as usize];
+                let value = (n % 7).to_string();
+                ev(
+                    n,
+                    HOUR_MARK + (n as i64 * 7_919) % (60 * MIN),
+                    user,
+                    0,
+                    Some(&value),
+                )
+            })
+            .collect();
+        let expected = [
+            burst(&count, events.clone()),
+            burst(&distinct, events.clone()),
+        ];
+        assert!(!expected[0].is_empty() && !expected[1].is_empty());
+        let budget = 16 << 10;
+        let mut c = Collector::new(vec![count, distinct], budget);
+        for e in events {
+            c.push(0, e.clone());
+            c.push(1, e);
+            assert!(c.memory() <= budget, "{} over {budget}", c.memory());
+        }
+        assert!(c.spilled().runs >= 4);
+        assert_eq!(c.finish(0).unwrap(), expected[0]);
+        assert_eq!(c.finish(1).unwrap(), expected[1]);
+        assert!(c.failure(0).is_none());
+    }
+
     /// Naive reference for the windowed types: recompute each window.
     fn reference(s: &CorrelationSpec, events: &[Event]) -> Vec<Alert> {
         let mut sorted = events.to_vec();
@@ -993,7 +1641,13 @@ mod tests {
                         start_ms: w[0].time_ms,
                         end_ms: group[j].time_ms,
                         value,
-                        records: unique_records(w.iter().copied()),
+                        records: {
+                            let mut seen = HashSet::new();
+                            w.iter()
+                                .map(|e| e.record)
+                                .filter(|r| seen.insert(*r))
+                                .collect()
+                        },
                     });
                     armed_from = j + 1;
                 }
@@ -1128,6 +1782,24 @@ mod tests {
                 alerts,
                 "round {round} reversed"
             );
+            // Spilling (a tiny budget: runs of one event or a few) must not
+            // change anything either.
+            for budget in [0, 400] {
+                let mut c = Collector::new(vec![s.clone()], budget);
+                let mut shuffled = events.clone();
+                rng.shuffle(&mut shuffled);
+                for e in shuffled {
+                    c.push(0, e);
+                }
+                let alerts_spilled = c.finish(0).unwrap();
+                if budget == 0 && events.len() > 1 {
+                    assert!(
+                        c.spilled().runs > 1,
+                        "round {round}: budget {budget} spills"
+                    );
+                }
+                assert_eq!(alerts_spilled, alerts, "round {round} spilled at {budget}");
+            }
             if kind == CorrelationType::TemporalOrdered {
                 let summary: Vec<_> = alerts
                     .iter()
