@@ -78,7 +78,6 @@ mod spill;
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use sigil_compiler::rule::{CmpOp, CorrelationType};
 
@@ -267,33 +266,91 @@ struct Compact {
     input: u32,
 }
 
-/// Estimated bytes of one interned string beyond its text: the shared
-/// allocation's header, the id table slot and the hash map slot.
-const INTERN_OVERHEAD: usize = 64;
+/// Grows a vector by a quarter (at least `min`) when it is full, so the
+/// unused tail of a large array stays small.
+fn reserve_quarter<T>(v: &mut Vec<T>, min: usize) {
+    if v.len() == v.capacity() {
+        v.reserve_exact((v.len() / 4).max(min));
+    }
+}
 
-/// Byte strings numbered in order of first appearance.
+/// Bytes `reserve_quarter` would add to a full array of `len` items.
+fn quarter_growth(len: usize, min: usize, item: usize) -> u64 {
+    ((len / 4).max(min) * item) as u64
+}
+
+/// Byte strings numbered in order of first appearance, kept in one arena:
+/// about 12 bytes per string besides its text (an end offset and an
+/// open-addressing slot at most half full).
 #[derive(Default)]
 struct Interner {
-    ids: HashMap<Arc<[u8]>, u32>,
-    items: Vec<Arc<[u8]>>,
-    bytes: usize,
+    /// The texts, back to back.
+    arena: Vec<u8>,
+    /// End offset in `arena` of each text, by id.
+    ends: Vec<u64>,
+    /// Hash table of ids + 1 (0 = empty), linear probing.
+    slots: Vec<u32>,
+}
+
+fn hash_bytes(text: &[u8]) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(text)
 }
 
 impl Interner {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn bytes(&self) -> usize {
+        self.arena.capacity() + self.ends.capacity() * 8 + self.slots.capacity() * 4
+    }
+
     fn intern(&mut self, text: &[u8]) -> u32 {
-        if let Some(&id) = self.ids.get(text) {
-            return id;
+        if (self.ends.len() + 1) * 2 > self.slots.len() {
+            self.rehash((self.slots.len() * 2).max(64));
         }
-        let id = self.items.len() as u32;
-        let shared: Arc<[u8]> = text.into();
-        self.items.push(shared.clone());
-        self.ids.insert(shared, id);
-        self.bytes += text.len() + INTERN_OVERHEAD;
+        let mask = self.slots.len() - 1;
+        let mut i = hash_bytes(text) as usize & mask;
+        loop {
+            match self.slots[i] {
+                0 => break,
+                slot if self.get(slot - 1) == text => return slot - 1,
+                _ => i = (i + 1) & mask,
+            }
+        }
+        let id = self.ends.len() as u32;
+        self.slots[i] = id + 1;
+        if self.arena.capacity() - self.arena.len() < text.len() {
+            let want = (self.arena.len() / 4).max(text.len()).max(4096);
+            self.arena.reserve_exact(want);
+        }
+        self.arena.extend_from_slice(text);
+        reserve_quarter(&mut self.ends, 512);
+        self.ends.push(self.arena.len() as u64);
         id
     }
 
+    fn rehash(&mut self, size: usize) {
+        self.slots = vec![0; size];
+        let mask = size - 1;
+        for id in 0..self.ends.len() as u32 {
+            let mut i = hash_bytes(self.get(id)) as usize & mask;
+            while self.slots[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = id + 1;
+        }
+    }
+
     fn get(&self, id: u32) -> &[u8] {
-        self.items.get(id as usize).map_or(&[], |t| t)
+        let id = id as usize;
+        let start = match id {
+            0 => 0,
+            _ => self.ends.get(id - 1).copied().unwrap_or(0) as usize,
+        };
+        let end = self.ends.get(id).copied().unwrap_or(0) as usize;
+        self.arena.get(start..end).unwrap_or(&[])
     }
 }
 
@@ -319,9 +376,10 @@ fn decode_group(mut bytes: &[u8]) -> Vec<String> {
     out
 }
 
-/// What the compact events of one store refer to.
+/// What compact events refer to; shared by the correlations of a
+/// [`Collector`] (several usually group by the same field).
+#[derive(Default)]
 struct Tables {
-    kind: CorrelationType,
     groups: Interner,
     values: Interner,
     numbers: Vec<f64>,
@@ -329,19 +387,9 @@ struct Tables {
 }
 
 impl Tables {
-    fn new(kind: CorrelationType) -> Tables {
-        Tables {
-            kind,
-            groups: Interner::default(),
-            values: Interner::default(),
-            numbers: Vec::new(),
-            wide: Vec::new(),
-        }
-    }
-
     fn bytes(&self) -> usize {
-        self.groups.bytes
-            + self.values.bytes
+        self.groups.bytes()
+            + self.values.bytes()
             + self.numbers.capacity() * std::mem::size_of::<f64>()
             + self.wide.capacity() * std::mem::size_of::<RecordRef>()
     }
@@ -408,23 +456,6 @@ impl Tables {
         }
     }
 
-    fn value(&self, e: &Compact) -> SpilledValueRef<'_> {
-        if e.value == NONE {
-            return SpilledValueRef::None;
-        }
-        match self.kind {
-            CorrelationType::ValueCount => SpilledValueRef::Text(self.values.get(e.value)),
-            CorrelationType::ValueSum | CorrelationType::ValueAvg => SpilledValueRef::Number(
-                self.numbers
-                    .get(e.value as usize)
-                    .copied()
-                    .unwrap_or(0.0)
-                    .to_bits(),
-            ),
-            _ => SpilledValueRef::None,
-        }
-    }
-
     fn number(&self, e: &Compact) -> Option<f64> {
         (e.value != NONE)
             .then(|| self.numbers.get(e.value as usize).copied())
@@ -433,6 +464,45 @@ impl Tables {
 
     fn group(&self, id: u32) -> Vec<String> {
         decode_group(self.groups.get(id))
+    }
+}
+
+/// The tables as one correlation type reads them.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    t: &'a Tables,
+    kind: CorrelationType,
+}
+
+impl<'a> View<'a> {
+    fn pos(&self, e: &Compact) -> RecordRef {
+        self.t.pos(e)
+    }
+
+    fn number(&self, e: &Compact) -> Option<f64> {
+        self.t.number(e)
+    }
+
+    fn group(&self, id: u32) -> Vec<String> {
+        self.t.group(id)
+    }
+
+    fn value(&self, e: &Compact) -> SpilledValueRef<'a> {
+        if e.value == NONE {
+            return SpilledValueRef::None;
+        }
+        match self.kind {
+            CorrelationType::ValueCount => SpilledValueRef::Text(self.t.values.get(e.value)),
+            CorrelationType::ValueSum | CorrelationType::ValueAvg => SpilledValueRef::Number(
+                self.t
+                    .numbers
+                    .get(e.value as usize)
+                    .copied()
+                    .unwrap_or(0.0)
+                    .to_bits(),
+            ),
+            _ => SpilledValueRef::None,
+        }
     }
 
     /// The order within a group: time, tiebreak, input, record, value —
@@ -447,11 +517,11 @@ impl Tables {
     }
 }
 
-/// The window events of one correlation: compact events in memory and,
-/// once memory ran short, sorted runs in a temporary file.
+/// The window events of one correlation: compact events in memory
+/// (referring to the collector's shared [`Tables`]) and, once memory ran
+/// short, sorted runs in a temporary file.
 struct Store {
     spec: CorrelationSpec,
-    tables: Tables,
     events: Vec<Compact>,
     spill: Option<Spill>,
     failed: Option<Failure>,
@@ -460,7 +530,6 @@ struct Store {
 impl Store {
     fn new(spec: CorrelationSpec) -> Store {
         Store {
-            tables: Tables::new(spec.kind),
             spec,
             events: Vec::new(),
             spill: None,
@@ -468,12 +537,14 @@ impl Store {
         }
     }
 
-    /// Bytes held in memory.
-    fn bytes(&self) -> u64 {
-        (self.events.capacity() * std::mem::size_of::<Compact>() + self.tables.bytes()) as u64
+    fn view<'a>(&self, t: &'a Tables) -> View<'a> {
+        View {
+            t,
+            kind: self.spec.kind,
+        }
     }
 
-    fn push(&mut self, e: Event) {
+    fn push(&mut self, t: &mut Tables, e: Event) {
         let value = match self.spec.kind {
             CorrelationType::ValueCount => e.value.as_deref().map_or(SpilledValueRef::None, |v| {
                 SpilledValueRef::Text(v.as_bytes())
@@ -485,7 +556,7 @@ impl Store {
             _ => SpilledValueRef::None,
         };
         let input = u32::try_from(e.input).unwrap_or(u32::MAX);
-        let c = self.tables.compact(
+        let c = t.compact(
             e.time_ms,
             e.tiebreak,
             input,
@@ -493,48 +564,51 @@ impl Store {
             value,
             e.record,
         );
+        reserve_quarter(&mut self.events, EVENTS_MIN);
         self.events.push(c);
     }
 
-    /// Writes the events in memory as one sorted run and forgets them and
-    /// the tables. On an I/O error the store fails and keeps nothing.
-    fn spill(&mut self) {
+    /// Writes the events in memory as one sorted run and forgets them (the
+    /// caller then resets the tables). On an I/O error the store fails and
+    /// keeps nothing.
+    fn spill(&mut self, t: &Tables) {
         if self.events.is_empty() || self.failed.is_some() {
             return;
         }
-        let result = self.write_run();
+        let result = self.write_run(t);
         self.events = Vec::new();
-        self.tables = Tables::new(self.spec.kind);
         if let Err(e) = result {
             self.failed = Some(spill_failure(e));
             self.spill = None;
         }
     }
 
-    fn write_run(&mut self) -> std::io::Result<()> {
+    fn write_run(&mut self, t: &Tables) -> std::io::Result<()> {
         if self.spill.is_none() {
             self.spill = Some(Spill::new()?);
         }
         // Groups in byte order, so every run has the same group order.
-        let mut by_bytes: Vec<u32> = (0..self.tables.groups.items.len() as u32).collect();
-        by_bytes.sort_by(|&a, &b| self.tables.groups.get(a).cmp(self.tables.groups.get(b)));
-        let mut rank = vec![0u32; by_bytes.len()];
-        for (r, &g) in by_bytes.iter().enumerate() {
-            rank[g as usize] = r as u32;
-        }
-        let t = &self.tables;
-        self.events.sort_by(|a, b| {
-            rank[a.group as usize]
-                .cmp(&rank[b.group as usize])
-                .then_with(|| t.cmp_in_group(a, b))
-        });
+        let mut seen: Vec<u32> = self.events.iter().map(|e| e.group).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen.sort_unstable_by(|&a, &b| t.groups.get(a).cmp(t.groups.get(b)));
+        let rank: HashMap<u32, u32> = seen
+            .iter()
+            .enumerate()
+            .map(|(r, &g)| (g, r as u32))
+            .collect();
+        drop(seen);
+        let v = self.view(t);
+        let key = |e: &Compact| rank.get(&e.group).copied().unwrap_or(u32::MAX);
+        self.events
+            .sort_unstable_by(|a, b| key(a).cmp(&key(b)).then_with(|| v.cmp_in_group(a, b)));
         let run = self.events.iter().map(|e| SpilledRef {
             group: t.groups.get(e.group),
             time_ms: e.time_ms,
             tiebreak: e.tiebreak,
             input: e.input,
             record: t.pos(e),
-            value: t.value(e),
+            value: v.value(e),
         });
         match self.spill.as_mut() {
             Some(s) => s.write_run(run),
@@ -542,23 +616,25 @@ impl Store {
         }
     }
 
-    /// Evaluates the correlation over every event pushed; `memory` bounds
-    /// the merge's read buffers.
-    fn finish(mut self, memory: u64) -> Result<Vec<Alert>, Failure> {
+    /// Evaluates the correlation over every event pushed (the last ones in
+    /// memory, refering to `t`); `memory` bounds the merge's read buffers.
+    fn finish(mut self, t: &Tables, memory: u64) -> Result<Vec<Alert>, Failure> {
         let ops = validate(&self.spec).map_err(Failure::Unsupported)?;
         if let Some(f) = self.failed.take() {
             return Err(f);
         }
         let mut alerts = Vec::new();
         if self.spill.is_none() {
-            let t = &self.tables;
+            let v = self.view(t);
+            // Equal events are identical in every field, so an unstable
+            // sort is deterministic.
             self.events
-                .sort_by(|a, b| a.group.cmp(&b.group).then_with(|| t.cmp_in_group(a, b)));
+                .sort_unstable_by(|a, b| a.group.cmp(&b.group).then_with(|| v.cmp_in_group(a, b)));
             for group in self.events.chunk_by(|a, b| a.group == b.group) {
-                evaluate_group(&self.spec, &ops, t, group, &mut alerts);
+                evaluate_group(&self.spec, &ops, v, group, &mut alerts);
             }
         } else {
-            self.spill();
+            self.spill(t);
             if let Some(f) = self.failed.take() {
                 return Err(f);
             }
@@ -568,13 +644,14 @@ impl Store {
             // Merge the runs; each group's events (consecutive in run order)
             // are evaluated with their own tables.
             let mut merge = spill.merge(memory).map_err(spill_failure)?;
-            let mut tables = Tables::new(self.spec.kind);
+            let mut tables = Tables::default();
             let mut events: Vec<Compact> = Vec::new();
             let mut current: Option<Box<[u8]>> = None;
             while let Some(e) = merge.next().map_err(spill_failure)? {
                 if current.as_deref() != Some(&e.group[..]) {
-                    evaluate_group(&self.spec, &ops, &tables, &events, &mut alerts);
-                    tables = Tables::new(self.spec.kind);
+                    let v = self.view(&tables);
+                    evaluate_group(&self.spec, &ops, v, &events, &mut alerts);
+                    tables = Tables::default();
                     events.clear();
                     current = Some(e.group.clone());
                 }
@@ -588,18 +665,21 @@ impl Store {
                 );
                 events.push(c);
             }
-            evaluate_group(&self.spec, &ops, &tables, &events, &mut alerts);
+            evaluate_group(&self.spec, &ops, self.view(&tables), &events, &mut alerts);
         }
         alerts.sort_by(cmp_alerts);
         Ok(alerts)
     }
 }
 
+/// Smallest growth of an event array (events).
+const EVENTS_MIN: usize = 1024;
+
 /// Evaluates one group's events, sorted by `Tables::cmp_in_group`.
 fn evaluate_group(
     spec: &CorrelationSpec,
     ops: &[(CmpOp, f64)],
-    t: &Tables,
+    t: View<'_>,
     group: &[Compact],
     out: &mut Vec<Alert>,
 ) {
@@ -607,9 +687,9 @@ fn evaluate_group(
         return;
     }
     if spec.kind == CorrelationType::TemporalOrdered {
-        ordered(spec.timespan_ms, spec.inputs, ops, t, group, out);
+        ordered(spec.timespan_ms, spec.inputs, ops, &t, group, out);
     } else {
-        windowed(spec.kind, spec.timespan_ms, ops, t, group, out);
+        windowed(spec.kind, spec.timespan_ms, ops, &t, group, out);
     }
 }
 
@@ -633,6 +713,7 @@ pub struct SpillStats {
 /// spilling, and does not depend on the order of pushes.
 pub struct Collector {
     stores: Vec<Option<Store>>,
+    tables: Tables,
     budget: u64,
     spilled: SpillStats,
 }
@@ -643,6 +724,7 @@ impl Collector {
     pub fn new(specs: Vec<CorrelationSpec>, budget: u64) -> Collector {
         Collector {
             stores: specs.into_iter().map(|s| Some(Store::new(s))).collect(),
+            tables: Tables::default(),
             budget,
             spilled: SpillStats::default(),
         }
@@ -650,7 +732,13 @@ impl Collector {
 
     /// Bytes of events and tables held in memory.
     pub fn memory(&self) -> u64 {
-        self.stores.iter().flatten().map(Store::bytes).sum()
+        let events: usize = self
+            .stores
+            .iter()
+            .flatten()
+            .map(|s| s.events.capacity() * std::mem::size_of::<Compact>())
+            .sum();
+        (events + self.tables.bytes()) as u64
     }
 
     /// What was spilled so far.
@@ -671,63 +759,49 @@ impl Collector {
         // and before ids could run out of 32 bits.
         let len = store.events.len();
         let growth = if len == store.events.capacity() {
-            (len.max(4) * std::mem::size_of::<Compact>()) as u64
+            quarter_growth(len, EVENTS_MIN, std::mem::size_of::<Compact>())
         } else {
             0
         };
-        if len >= (u32::MAX - 1) as usize {
-            self.spill_store(ci);
-        }
-        while growth > 0 && self.memory().saturating_add(growth) > self.budget {
-            if !self.spill_largest() {
-                break;
-            }
-            // The store may have been the one spilled: its array is new.
-            if self.stores[ci].as_ref().is_none_or(|s| s.events.is_empty()) {
-                break;
-            }
+        let ids = self.tables.groups.len().max(self.tables.values.len());
+        if self.memory().saturating_add(growth) > self.budget
+            || ids.max(len).max(self.tables.numbers.len()) >= (u32::MAX - 1) as usize
+        {
+            self.spill_all();
         }
         if let Some(store) = self.stores[ci].as_mut() {
-            store.push(e);
+            store.push(&mut self.tables, e);
         }
-        while self.memory() > self.budget {
-            if !self.spill_largest() {
-                break;
-            }
+        if self.memory() > self.budget {
+            self.spill_all();
         }
     }
 
-    /// Spills the store holding the most memory; false when none holds events.
-    fn spill_largest(&mut self) -> bool {
-        let largest = self
+    /// Writes the events of every correlation as one run each and resets
+    /// the tables.
+    fn spill_all(&mut self) {
+        let before = self.spill_totals();
+        for s in self.stores.iter_mut().flatten() {
+            s.spill(&self.tables);
+        }
+        self.tables = Tables::default();
+        let after = self.spill_totals();
+        self.spilled.runs += after.runs.saturating_sub(before.runs);
+        self.spilled.bytes += after.bytes.saturating_sub(before.bytes);
+    }
+
+    fn spill_totals(&self) -> SpillStats {
+        let mut t = SpillStats::default();
+        for sp in self
             .stores
             .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.as_ref().map(|s| (i, s)))
-            .filter(|(_, s)| !s.events.is_empty() && s.failed.is_none())
-            .max_by_key(|(i, s)| (s.bytes(), std::cmp::Reverse(*i)))
-            .map(|(i, _)| i);
-        match largest {
-            Some(i) => {
-                self.spill_store(i);
-                true
-            }
-            None => false,
+            .flatten()
+            .filter_map(|s| s.spill.as_ref())
+        {
+            t.runs += sp.runs() as u64;
+            t.bytes += sp.bytes();
         }
-    }
-
-    fn spill_store(&mut self, i: usize) {
-        if let Some(s) = self.stores.get_mut(i).and_then(Option::as_mut) {
-            let (runs, bytes) = s
-                .spill
-                .as_ref()
-                .map_or((0, 0), |sp| (sp.runs() as u64, sp.bytes()));
-            s.spill();
-            if let Some(sp) = &s.spill {
-                self.spilled.runs += sp.runs() as u64 - runs;
-                self.spilled.bytes += sp.bytes() - bytes;
-            }
-        }
+        t
     }
 
     /// The I/O error that stopped correlation `ci`, if any.
@@ -745,17 +819,15 @@ impl Collector {
             return Ok(Vec::new());
         };
         if let Some(sp) = &store.spill {
-            // The final run is written by `Store::finish`; count it here.
+            // The final run, counted here.
             let before = (sp.runs() as u64, sp.bytes());
-            if !store.events.is_empty() {
-                store.spill();
-                if let Some(sp) = &store.spill {
-                    self.spilled.runs += sp.runs() as u64 - before.0;
-                    self.spilled.bytes += sp.bytes() - before.1;
-                }
+            store.spill(&self.tables);
+            if let Some(sp) = &store.spill {
+                self.spilled.runs += (sp.runs() as u64).saturating_sub(before.0);
+                self.spilled.bytes += sp.bytes().saturating_sub(before.1);
             }
         }
-        store.finish(self.budget.min(64 << 20))
+        store.finish(&self.tables, self.budget.min(64 << 20))
     }
 }
 
@@ -784,7 +856,7 @@ fn numeric(value: Option<&str>) -> Option<f64> {
 }
 
 /// Records of `events`, each once, in order.
-fn unique_records<'a>(t: &Tables, events: impl Iterator<Item = &'a Compact>) -> Vec<RecordRef> {
+fn unique_records<'a>(t: &View<'_>, events: impl Iterator<Item = &'a Compact>) -> Vec<RecordRef> {
     let mut seen = HashSet::new();
     events
         .map(|e| t.pos(e))
@@ -855,7 +927,7 @@ impl Window {
         }
     }
 
-    fn push(&mut self, t: &Tables, e: &Compact) {
+    fn push(&mut self, t: &View<'_>, e: &Compact) {
         self.len += 1;
         match self.kind {
             CorrelationType::ValueCount if e.value != NONE => {
@@ -919,7 +991,7 @@ fn windowed(
     kind: CorrelationType,
     span: i64,
     ops: &[(CmpOp, f64)],
-    t: &Tables,
+    t: &View<'_>,
     group: &[Compact],
     out: &mut Vec<Alert>,
 ) {
@@ -978,7 +1050,7 @@ fn ordered(
     span: i64,
     stages: usize,
     ops: &[(CmpOp, f64)],
-    t: &Tables,
+    t: &View<'_>,
     group: &[Compact],
     out: &mut Vec<Alert>,
 ) {
@@ -1504,6 +1576,23 @@ mod tests {
             .collect();
         assert_eq!(keys, vec![(11, "amy"), (11, "bob"), (11, "zed")]);
         assert_eq!(alerts[0].start_ms, HOUR_MARK);
+    }
+
+    #[test]
+    fn interner_numbers_texts_once() {
+        let mut i = Interner::default();
+        let texts: Vec<Vec<u8>> = (0..5_000u32)
+            .map(|n| format!("arn:aws:sts::1:assumed-role/r/{}", n % 3_000).into_bytes())
+            .chain([Vec::new(), b"\xff\x00".to_vec()])
+            .collect();
+        let ids: Vec<u32> = texts.iter().map(|t| i.intern(t)).collect();
+        assert_eq!(i.len(), 3_002);
+        for (t, &id) in texts.iter().zip(&ids) {
+            assert_eq!(i.get(id), &t[..]);
+            assert_eq!(i.intern(t), id);
+        }
+        assert_eq!(ids[3_000], 0, "the 3000th is the first again");
+        assert!(i.bytes() < 3_002 * (40 + 24), "{} bytes", i.bytes());
     }
 
     #[test]
