@@ -77,11 +77,11 @@
 mod spill;
 
 use std::cmp::Ordering;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use sigil_compiler::rule::{CmpOp, CorrelationType};
 
-use spill::{Spill, SpilledRef, SpilledValueRef};
+use spill::{Spill, SpilledRef, SpilledValue, SpilledValueRef};
 
 /// Where a contributing record came from, so a responder can pivot to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -461,10 +461,6 @@ impl Tables {
             .then(|| self.numbers.get(e.value as usize).copied())
             .flatten()
     }
-
-    fn group(&self, id: u32) -> Vec<String> {
-        decode_group(self.groups.get(id))
-    }
 }
 
 /// The tables as one correlation type reads them.
@@ -481,10 +477,6 @@ impl<'a> View<'a> {
 
     fn number(&self, e: &Compact) -> Option<f64> {
         self.t.number(e)
-    }
-
-    fn group(&self, id: u32) -> Vec<String> {
-        self.t.group(id)
     }
 
     fn value(&self, e: &Compact) -> SpilledValueRef<'a> {
@@ -624,14 +616,34 @@ impl Store {
             return Err(f);
         }
         let mut alerts = Vec::new();
+        let params = Params {
+            kind: self.spec.kind,
+            span: self.spec.timespan_ms,
+            stages: self.spec.inputs,
+            ops: &ops,
+        };
         if self.spill.is_none() {
             let v = self.view(t);
             // Equal events are identical in every field, so an unstable
             // sort is deterministic.
             self.events
                 .sort_unstable_by(|a, b| a.group.cmp(&b.group).then_with(|| v.cmp_in_group(a, b)));
+            let mut eval = GroupEval::new(&params);
             for group in self.events.chunk_by(|a, b| a.group == b.group) {
-                evaluate_group(&self.spec, &ops, v, group, &mut alerts);
+                let name = t.groups.get(group[0].group);
+                for e in group {
+                    let item = Item {
+                        time_ms: e.time_ms,
+                        tiebreak: e.tiebreak,
+                        input: e.input,
+                        pos: t.pos(e),
+                        key: (e.value != NONE && params.kind == CorrelationType::ValueCount)
+                            .then_some(e.value),
+                        number: v.number(e),
+                    };
+                    eval.push(&params, name, item, &mut alerts);
+                }
+                eval.end(&params, name, &mut alerts);
             }
         } else {
             self.spill(t);
@@ -641,31 +653,37 @@ impl Store {
             let Some(spill) = self.spill.take() else {
                 return Ok(alerts);
             };
-            // Merge the runs; each group's events (consecutive in run order)
-            // are evaluated with their own tables.
+            // Merge the runs: each group's events arrive consecutively, in
+            // order, and only the open window is kept.
             let mut merge = spill.merge(memory).map_err(spill_failure)?;
-            let mut tables = Tables::default();
-            let mut events: Vec<Compact> = Vec::new();
+            let mut eval = GroupEval::new(&params);
             let mut current: Option<Box<[u8]>> = None;
             while let Some(e) = merge.next().map_err(spill_failure)? {
                 if current.as_deref() != Some(&e.group[..]) {
-                    let v = self.view(&tables);
-                    evaluate_group(&self.spec, &ops, v, &events, &mut alerts);
-                    tables = Tables::default();
-                    events.clear();
+                    if let Some(name) = &current {
+                        eval.end(&params, name, &mut alerts);
+                    }
                     current = Some(e.group.clone());
                 }
-                let c = tables.compact(
-                    e.time_ms,
-                    e.tiebreak,
-                    e.input,
-                    &e.group,
-                    e.value.as_ref(),
-                    e.record,
-                );
-                events.push(c);
+                let (key, number) = match e.value {
+                    SpilledValue::None => (None, None),
+                    SpilledValue::Text(t) => (Some(t), None),
+                    SpilledValue::Number(bits) => (None, Some(f64::from_bits(bits))),
+                };
+                let item = Item {
+                    time_ms: e.time_ms,
+                    tiebreak: e.tiebreak,
+                    input: e.input,
+                    pos: e.record,
+                    key,
+                    number,
+                };
+                let name = current.as_deref().unwrap_or(&[]);
+                eval.push(&params, name, item, &mut alerts);
             }
-            evaluate_group(&self.spec, &ops, self.view(&tables), &events, &mut alerts);
+            if let Some(name) = &current {
+                eval.end(&params, name, &mut alerts);
+            }
         }
         alerts.sort_by(cmp_alerts);
         Ok(alerts)
@@ -674,24 +692,6 @@ impl Store {
 
 /// Smallest growth of an event array (events).
 const EVENTS_MIN: usize = 1024;
-
-/// Evaluates one group's events, sorted by `Tables::cmp_in_group`.
-fn evaluate_group(
-    spec: &CorrelationSpec,
-    ops: &[(CmpOp, f64)],
-    t: View<'_>,
-    group: &[Compact],
-    out: &mut Vec<Alert>,
-) {
-    if group.is_empty() {
-        return;
-    }
-    if spec.kind == CorrelationType::TemporalOrdered {
-        ordered(spec.timespan_ms, spec.inputs, ops, &t, group, out);
-    } else {
-        windowed(spec.kind, spec.timespan_ms, ops, &t, group, out);
-    }
-}
 
 /// How much was spilled to temporary files.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -855,13 +855,271 @@ fn numeric(value: Option<&str>) -> Option<f64> {
         .filter(|v| v.is_finite())
 }
 
-/// Records of `events`, each once, in order.
-fn unique_records<'a>(t: &View<'_>, events: impl Iterator<Item = &'a Compact>) -> Vec<RecordRef> {
+/// Records, each once, in order.
+fn unique_records(records: impl Iterator<Item = RecordRef>) -> Vec<RecordRef> {
     let mut seen = HashSet::new();
-    events
-        .map(|e| t.pos(e))
-        .filter(|r| seen.insert(*r))
-        .collect()
+    records.filter(|r| seen.insert(*r)).collect()
+}
+
+/// One window event as evaluation needs it. `K` identifies a value_count
+/// value (an interned id in memory, the text when merging spilled runs).
+struct Item<K> {
+    time_ms: i64,
+    tiebreak: u64,
+    input: u32,
+    pos: RecordRef,
+    /// value_count: the value; None = no value.
+    key: Option<K>,
+    /// value_sum / value_avg: the number; None = no number.
+    number: Option<f64>,
+}
+
+/// What every group of one correlation is evaluated with.
+struct Params<'a> {
+    kind: CorrelationType,
+    span: i64,
+    stages: usize,
+    ops: &'a [(CmpOp, f64)],
+}
+
+/// The evaluation of one group at a time: items arrive in group order
+/// (time, tiebreak, input, record, value); only the open window (or, for
+/// temporal_ordered, the best chains and the current step) is kept, so
+/// memory does not grow with the group.
+enum GroupEval<K> {
+    Windowed(Box<Windowed<K>>),
+    Ordered(Ordered),
+}
+
+impl<K: std::hash::Hash + Eq + Clone> GroupEval<K> {
+    fn new(p: &Params<'_>) -> Self {
+        if p.kind == CorrelationType::TemporalOrdered {
+            GroupEval::Ordered(Ordered {
+                best: vec![None; p.stages],
+                step: Vec::new(),
+            })
+        } else {
+            GroupEval::Windowed(Box::new(Windowed {
+                window: VecDeque::new(),
+                agg: Window::new(p.kind),
+                block: None,
+                block_records: HashSet::new(),
+            }))
+        }
+    }
+
+    /// The next item of the group `group` (encoded tuple).
+    fn push(&mut self, p: &Params<'_>, group: &[u8], item: Item<K>, out: &mut Vec<Alert>) {
+        match self {
+            GroupEval::Windowed(w) => w.push(p, group, item, out),
+            GroupEval::Ordered(o) => {
+                if o.step
+                    .first()
+                    .is_some_and(|s| (s.time_ms, s.tiebreak) != (item.time_ms, item.tiebreak))
+                {
+                    o.step_done(p, group, out);
+                }
+                o.step.push(Link {
+                    time_ms: item.time_ms,
+                    tiebreak: item.tiebreak,
+                    input: item.input,
+                    pos: item.pos,
+                });
+            }
+        }
+    }
+
+    /// The group ended; resets for the next one.
+    fn end(&mut self, p: &Params<'_>, group: &[u8], out: &mut Vec<Alert>) {
+        match self {
+            GroupEval::Windowed(w) => {
+                w.window.clear();
+                w.agg.clear();
+                w.block = None;
+                w.block_records = HashSet::new();
+            }
+            GroupEval::Ordered(o) => {
+                if !o.step.is_empty() {
+                    o.step_done(p, group, out);
+                }
+                o.best.iter_mut().for_each(|c| *c = None);
+            }
+        }
+    }
+}
+
+/// event_count, value_count, value_sum, value_avg, temporal.
+struct Windowed<K> {
+    window: VecDeque<Item<K>>,
+    agg: Window<K>,
+    /// (time, tiebreak) of the current block of tied items, and the records
+    /// seen in it: one record counts once (except for temporal), and its
+    /// repeats are always in the same block.
+    block: Option<(i64, u64)>,
+    block_records: HashSet<RecordRef>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Windowed<K> {
+    fn push(&mut self, p: &Params<'_>, group: &[u8], item: Item<K>, out: &mut Vec<Alert>) {
+        if p.kind != CorrelationType::Temporal {
+            let block = (item.time_ms, item.tiebreak);
+            if self.block != Some(block) {
+                self.block = Some(block);
+                if self.block_records.capacity() > 64 {
+                    self.block_records = HashSet::new();
+                } else {
+                    self.block_records.clear();
+                }
+            }
+            if !self.block_records.insert(item.pos) {
+                return;
+            }
+        }
+        let now = item.time_ms;
+        self.agg.push(&item);
+        self.window.push_back(item);
+        while let Some(first) = self.window.front() {
+            if !too_far(first.time_ms, now, p.span) {
+                break;
+            }
+            self.agg.pop(first);
+            self.window.pop_front();
+        }
+        let Some(value) = self.agg.value() else {
+            return;
+        };
+        if holds(p.ops, value) {
+            out.push(Alert {
+                group: decode_group(group),
+                start_ms: self.window.front().map_or(now, |e| e.time_ms),
+                end_ms: now,
+                value,
+                records: unique_records(self.window.iter().map(|e| e.pos)),
+            });
+            // Re-arm: only events strictly after the alerting one.
+            self.window.clear();
+            self.agg.clear();
+        }
+    }
+}
+
+/// An event in a temporal_ordered chain or step.
+#[derive(Clone, Copy)]
+struct Link {
+    time_ms: i64,
+    tiebreak: u64,
+    input: u32,
+    pos: RecordRef,
+}
+
+/// A partial temporal_ordered chain: the events filling stages 0..=s.
+#[derive(Clone)]
+struct Chain {
+    items: Vec<Link>,
+}
+
+impl Chain {
+    /// The first event's place in group order.
+    fn start(&self) -> (i64, u64, u32, RecordRef) {
+        let f = &self.items[0];
+        (f.time_ms, f.tiebreak, f.input, f.pos)
+    }
+}
+
+/// temporal_ordered.
+struct Ordered {
+    /// best[s]: among chains filling stages 0..=s from earlier steps, the
+    /// one with the latest start (the best for any later completion).
+    best: Vec<Option<Chain>>,
+    /// The events of the current step (tied on time and tiebreak).
+    step: Vec<Link>,
+}
+
+impl Ordered {
+    fn step_done(&mut self, p: &Params<'_>, group: &[u8], out: &mut Vec<Alert>) {
+        let (span, stages) = (p.span, p.stages);
+        let step = std::mem::take(&mut self.step);
+        let Some(first) = step.first() else {
+            return;
+        };
+        let now = (first.time_ms, first.tiebreak);
+        let fresh = |c: &Chain| !too_far(c.items[0].time_ms, now.0, span);
+
+        // One occurrence per record in this step, with the stages it can fill.
+        let mut occurrences: Vec<(RecordRef, usize, Vec<usize>)> = Vec::new();
+        for (k, e) in step.iter().enumerate() {
+            if e.input as usize >= stages {
+                continue;
+            }
+            match occurrences.iter_mut().find(|o| o.0 == e.pos) {
+                Some(o) => o.2.push(e.input as usize),
+                None => occurrences.push((e.pos, k, vec![e.input as usize])),
+            }
+        }
+        // Every update reads only the state before this step, so nothing in
+        // the step chains onto itself (strict order), and stages are visited
+        // last to first so one record cannot fill two stages of a chain.
+        let mut updates: Vec<(usize, Chain)> = Vec::new();
+        for (_, index, inputs) in &mut occurrences {
+            inputs.sort_unstable();
+            inputs.dedup();
+            for &s in inputs.iter().rev() {
+                let chain = if s == 0 {
+                    Chain {
+                        items: vec![step[*index]],
+                    }
+                } else {
+                    match &self.best[s - 1] {
+                        Some(prev) if fresh(prev) => {
+                            let mut items = prev.items.clone();
+                            items.push(step[*index]);
+                            Chain { items }
+                        }
+                        _ => continue,
+                    }
+                };
+                updates.push((s, chain));
+            }
+        }
+        for (s, chain) in updates {
+            let better = match &self.best[s] {
+                None => true,
+                Some(old) => chain.start() > old.start(),
+            };
+            if better {
+                self.best[s] = Some(chain);
+            }
+        }
+
+        // Fresh stages form a prefix: a fresh chain for s has a fresh prefix
+        // for s - 1, and best[s - 1] starts no earlier.
+        let done = self
+            .best
+            .iter()
+            .take_while(|c| c.as_ref().is_some_and(fresh))
+            .count();
+        if holds(p.ops, done as f64) {
+            let (start_ms, records) = match done.checked_sub(1).and_then(|s| self.best[s].as_ref())
+            {
+                Some(chain) => (
+                    chain.items[0].time_ms,
+                    unique_records(chain.items.iter().map(|l| l.pos)),
+                ),
+                None => (now.0, unique_records(step.iter().map(|l| l.pos))),
+            };
+            out.push(Alert {
+                group: decode_group(group),
+                start_ms,
+                end_ms: now.0,
+                value: done as f64,
+                records,
+            });
+            // Re-arm: only events after this step.
+            self.best.iter_mut().for_each(|c| *c = None);
+        }
+        self.step = step;
+        self.step.clear();
+    }
 }
 
 /// A FIFO of (sum, count) pairs whose total is kept without ever
@@ -907,16 +1165,16 @@ impl SumQueue {
     }
 }
 
-/// The incremental state of one window for the non-ordered types.
-struct Window {
+/// The incremental aggregate of one window for the non-ordered types.
+struct Window<K> {
     kind: CorrelationType,
     len: usize,
-    distinct: HashMap<u32, usize>,
+    distinct: HashMap<K, usize>,
     sums: SumQueue,
     rules: HashMap<u32, usize>,
 }
 
-impl Window {
+impl<K: std::hash::Hash + Eq + Clone> Window<K> {
     fn new(kind: CorrelationType) -> Self {
         Window {
             kind,
@@ -927,28 +1185,35 @@ impl Window {
         }
     }
 
-    fn push(&mut self, t: &View<'_>, e: &Compact) {
+    fn push(&mut self, e: &Item<K>) {
         self.len += 1;
         match self.kind {
-            CorrelationType::ValueCount if e.value != NONE => {
-                *self.distinct.entry(e.value).or_insert(0) += 1;
+            CorrelationType::ValueCount => {
+                if let Some(k) = &e.key {
+                    match self.distinct.get_mut(k) {
+                        Some(n) => *n += 1,
+                        None => {
+                            self.distinct.insert(k.clone(), 1);
+                        }
+                    }
+                }
             }
-            CorrelationType::ValueSum | CorrelationType::ValueAvg => {
-                self.sums.push(t.number(e));
-            }
+            CorrelationType::ValueSum | CorrelationType::ValueAvg => self.sums.push(e.number),
             CorrelationType::Temporal => *self.rules.entry(e.input).or_insert(0) += 1,
             _ => {}
         }
     }
 
-    fn pop(&mut self, e: &Compact) {
+    fn pop(&mut self, e: &Item<K>) {
         self.len -= 1;
         match self.kind {
-            CorrelationType::ValueCount if e.value != NONE => {
-                decrement(&mut self.distinct, e.value);
+            CorrelationType::ValueCount => {
+                if let Some(k) = &e.key {
+                    decrement(&mut self.distinct, k);
+                }
             }
             CorrelationType::ValueSum | CorrelationType::ValueAvg => self.sums.pop(),
-            CorrelationType::Temporal => decrement(&mut self.rules, e.input),
+            CorrelationType::Temporal => decrement(&mut self.rules, &e.input),
             _ => {}
         }
     }
@@ -976,169 +1241,11 @@ impl Window {
     }
 }
 
-fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: K) {
-    if let Some(n) = map.get_mut(&key) {
+fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
+    if let Some(n) = map.get_mut(key) {
         *n -= 1;
         if *n == 0 {
-            map.remove(&key);
-        }
-    }
-}
-
-/// event_count, value_count, value_sum, value_avg, temporal over one group
-/// (sorted).
-fn windowed(
-    kind: CorrelationType,
-    span: i64,
-    ops: &[(CmpOp, f64)],
-    t: &View<'_>,
-    group: &[Compact],
-    out: &mut Vec<Alert>,
-) {
-    let events: Vec<&Compact> = if kind == CorrelationType::Temporal {
-        group.iter().collect()
-    } else {
-        let mut seen = HashSet::new();
-        group
-            .iter()
-            .filter(|e| seen.insert((t.pos(e), e.time_ms, e.tiebreak)))
-            .collect()
-    };
-    let mut window = Window::new(kind);
-    let mut lo = 0;
-    for (j, &current) in events.iter().enumerate() {
-        window.push(t, current);
-        while too_far(events[lo].time_ms, current.time_ms, span) {
-            window.pop(events[lo]);
-            lo += 1;
-        }
-        let Some(value) = window.value() else {
-            continue;
-        };
-        if holds(ops, value) {
-            let members = &events[lo..=j];
-            out.push(Alert {
-                group: t.group(current.group),
-                start_ms: members[0].time_ms,
-                end_ms: current.time_ms,
-                value,
-                records: unique_records(t, members.iter().copied()),
-            });
-            // Re-arm: only events strictly after the alerting one.
-            window.clear();
-            lo = j + 1;
-        }
-    }
-}
-
-/// A partial temporal_ordered chain: indexes (into the group) of the events
-/// filling stages 0..=s.
-#[derive(Clone)]
-struct Chain {
-    items: Vec<usize>,
-}
-
-impl Chain {
-    fn start(&self, group: &[Compact]) -> (i64, u64, usize) {
-        let first = self.items[0];
-        (group[first].time_ms, group[first].tiebreak, first)
-    }
-}
-
-/// temporal_ordered over one group (sorted).
-fn ordered(
-    span: i64,
-    stages: usize,
-    ops: &[(CmpOp, f64)],
-    t: &View<'_>,
-    group: &[Compact],
-    out: &mut Vec<Alert>,
-) {
-    // best[s]: among chains filling stages 0..=s from earlier steps, the one
-    // with the latest start (the best for any later completion).
-    let mut best: Vec<Option<Chain>> = vec![None; stages];
-    let mut i = 0;
-    while i < group.len() {
-        let now = (group[i].time_ms, group[i].tiebreak);
-        let mut end = i;
-        while end < group.len() && (group[end].time_ms, group[end].tiebreak) == now {
-            end += 1;
-        }
-        let step = i..end;
-        i = end;
-        let fresh = |c: &Chain| !too_far(group[c.items[0]].time_ms, now.0, span);
-
-        // One occurrence per record in this step, with the stages it can fill.
-        let mut occurrences: Vec<(RecordRef, usize, Vec<usize>)> = Vec::new();
-        for k in step.clone() {
-            let e = &group[k];
-            if e.input as usize >= stages {
-                continue;
-            }
-            let at = t.pos(e);
-            match occurrences.iter_mut().find(|o| o.0 == at) {
-                Some(o) => o.2.push(e.input as usize),
-                None => occurrences.push((at, k, vec![e.input as usize])),
-            }
-        }
-        // Every update reads only the state before this step, so nothing in
-        // the step chains onto itself (strict order), and stages are visited
-        // last to first so one record cannot fill two stages of a chain.
-        let mut updates: Vec<(usize, Chain)> = Vec::new();
-        for (_, index, inputs) in &mut occurrences {
-            inputs.sort_unstable();
-            inputs.dedup();
-            for &s in inputs.iter().rev() {
-                let chain = if s == 0 {
-                    Chain {
-                        items: vec![*index],
-                    }
-                } else {
-                    match &best[s - 1] {
-                        Some(prev) if fresh(prev) => {
-                            let mut items = prev.items.clone();
-                            items.push(*index);
-                            Chain { items }
-                        }
-                        _ => continue,
-                    }
-                };
-                updates.push((s, chain));
-            }
-        }
-        for (s, chain) in updates {
-            let better = match &best[s] {
-                None => true,
-                Some(old) => chain.start(group) > old.start(group),
-            };
-            if better {
-                best[s] = Some(chain);
-            }
-        }
-
-        // Fresh stages form a prefix: a fresh chain for s has a fresh prefix
-        // for s - 1, and best[s - 1] starts no earlier.
-        let done = best
-            .iter()
-            .take_while(|c| c.as_ref().is_some_and(fresh))
-            .count();
-        if holds(ops, done as f64) {
-            let (start_ms, records) = match done.checked_sub(1).and_then(|s| best[s].as_ref()) {
-                Some(chain) => (
-                    group[chain.items[0]].time_ms,
-                    unique_records(t, chain.items.iter().map(|&k| &group[k])),
-                ),
-                None => (now.0, unique_records(t, group[step].iter())),
-            };
-            out.push(Alert {
-                group: t.group(group[end - 1].group),
-                start_ms,
-                end_ms: now.0,
-                value: done as f64,
-                records,
-            });
-            // Re-arm: only events after this step.
-            best.iter_mut().for_each(|c| *c = None);
+            map.remove(key);
         }
     }
 }

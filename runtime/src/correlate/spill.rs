@@ -28,16 +28,6 @@ pub(super) enum SpilledValue {
     Number(u64),
 }
 
-impl SpilledValue {
-    pub fn as_ref(&self) -> SpilledValueRef<'_> {
-        match self {
-            SpilledValue::None => SpilledValueRef::None,
-            SpilledValue::Text(t) => SpilledValueRef::Text(t),
-            SpilledValue::Number(bits) => SpilledValueRef::Number(*bits),
-        }
-    }
-}
-
 /// One event in a run. The derived order (field order) is the run order:
 /// group tuple, time, tiebreak, input, record, value.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
