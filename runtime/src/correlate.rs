@@ -456,6 +456,17 @@ impl Tables {
         }
     }
 
+    /// Each group id's place in the byte order of the group tuples.
+    fn group_ranks(&self) -> Vec<u32> {
+        let mut by_bytes: Vec<u32> = (0..self.groups.len() as u32).collect();
+        by_bytes.sort_unstable_by(|&a, &b| self.groups.get(a).cmp(self.groups.get(b)));
+        let mut rank = vec![0u32; by_bytes.len()];
+        for (r, &g) in by_bytes.iter().enumerate() {
+            rank[g as usize] = r as u32;
+        }
+        rank
+    }
+
     fn number(&self, e: &Compact) -> Option<f64> {
         (e.value != NONE)
             .then(|| self.numbers.get(e.value as usize).copied())
@@ -563,11 +574,11 @@ impl Store {
     /// Writes the events in memory as one sorted run and forgets them (the
     /// caller then resets the tables). On an I/O error the store fails and
     /// keeps nothing.
-    fn spill(&mut self, t: &Tables) {
+    fn spill(&mut self, t: &Tables, rank: &[u32]) {
         if self.events.is_empty() || self.failed.is_some() {
             return;
         }
-        let result = self.write_run(t);
+        let result = self.write_run(t, rank);
         self.events = Vec::new();
         if let Err(e) = result {
             self.failed = Some(spill_failure(e));
@@ -575,23 +586,14 @@ impl Store {
         }
     }
 
-    fn write_run(&mut self, t: &Tables) -> std::io::Result<()> {
+    /// `rank`: each group id's place in the byte order of the groups, so
+    /// every run has the same group order.
+    fn write_run(&mut self, t: &Tables, rank: &[u32]) -> std::io::Result<()> {
         if self.spill.is_none() {
             self.spill = Some(Spill::new()?);
         }
-        // Groups in byte order, so every run has the same group order.
-        let mut seen: Vec<u32> = self.events.iter().map(|e| e.group).collect();
-        seen.sort_unstable();
-        seen.dedup();
-        seen.sort_unstable_by(|&a, &b| t.groups.get(a).cmp(t.groups.get(b)));
-        let rank: HashMap<u32, u32> = seen
-            .iter()
-            .enumerate()
-            .map(|(r, &g)| (g, r as u32))
-            .collect();
-        drop(seen);
         let v = self.view(t);
-        let key = |e: &Compact| rank.get(&e.group).copied().unwrap_or(u32::MAX);
+        let key = |e: &Compact| rank.get(e.group as usize).copied().unwrap_or(u32::MAX);
         self.events
             .sort_unstable_by(|a, b| key(a).cmp(&key(b)).then_with(|| v.cmp_in_group(a, b)));
         let run = self.events.iter().map(|e| SpilledRef {
@@ -646,7 +648,9 @@ impl Store {
                 eval.end(&params, name, &mut alerts);
             }
         } else {
-            self.spill(t);
+            if !self.events.is_empty() {
+                self.spill(t, &t.group_ranks());
+            }
             if let Some(f) = self.failed.take() {
                 return Err(f);
             }
@@ -781,8 +785,9 @@ impl Collector {
     /// the tables.
     fn spill_all(&mut self) {
         let before = self.spill_totals();
+        let rank = self.tables.group_ranks();
         for s in self.stores.iter_mut().flatten() {
-            s.spill(&self.tables);
+            s.spill(&self.tables, &rank);
         }
         self.tables = Tables::default();
         let after = self.spill_totals();
@@ -821,13 +826,17 @@ impl Collector {
         if let Some(sp) = &store.spill {
             // The final run, counted here.
             let before = (sp.runs() as u64, sp.bytes());
-            store.spill(&self.tables);
+            if !store.events.is_empty() {
+                store.spill(&self.tables, &self.tables.group_ranks());
+            }
             if let Some(sp) = &store.spill {
                 self.spilled.runs += (sp.runs() as u64).saturating_sub(before.0);
                 self.spilled.bytes += sp.bytes().saturating_sub(before.1);
             }
         }
-        store.finish(&self.tables, self.budget.min(64 << 20))
+        // Read buffers of the merge: a quarter of the budget at most (but
+        // at least 4 KiB per run).
+        store.finish(&self.tables, (self.budget / 4).min(64 << 20))
     }
 }
 

@@ -130,9 +130,9 @@ impl Spill {
     }
 
     /// Merges every run into one stream in run order. `memory` bounds the
-    /// read buffers (at least 4 KiB per run).
+    /// read buffers (4 KiB to 256 KiB per run).
     pub fn merge(&self, memory: u64) -> io::Result<Merge<'_>> {
-        let per_run = (memory / self.runs.len().max(1) as u64).clamp(4 << 10, 1 << 20) as usize;
+        let per_run = (memory / self.runs.len().max(1) as u64).clamp(4 << 10, 256 << 10) as usize;
         let mut readers = Vec::with_capacity(self.runs.len());
         let mut heap = BinaryHeap::with_capacity(self.runs.len());
         for (i, &(start, end)) in self.runs.iter().enumerate() {
