@@ -3,17 +3,21 @@
 //!
 //! The caller extracts, for every record matched by a rule a correlation
 //! references, one [`Event`] (event time, group-by values, aggregated value)
-//! and hands them all to [`evaluate`]. Memory: the engine holds exactly the
-//! events it is given; the caller keeps only base-rule matches (not the input
-//! records), so memory is proportional to those matches, not to the input.
-//! `evaluate` itself adds O(events) for sorting plus O(window) per group.
+//! and pushes it into a [`Collector`] (or hands them all to [`evaluate`]).
+//! Memory: the collector keeps each event as a 40-byte `Compact` whose group
+//! tuple and value are interned in tables shared by all correlations; past
+//! its budget it sorts the events into runs in an anonymous temporary file
+//! (`spill`) and empties the tables, so what it holds does not grow with
+//! the input. Evaluation streams each group in order (in memory, or from
+//! the k-way merge of the runs) and holds only the open window.
 //!
 //! Semantics (each is covered by a unit test below):
 //!
 //! - Order independence: events are first sorted by (group, time_ms,
-//!   tiebreak, input, record, value); nothing afterwards looks at the order
-//!   the caller supplied, so the alerts do not depend on file order, thread
-//!   count or how the input was split. `tiebreak` is a content hash, so ties
+//!   tiebreak, input, record, value) — in memory, or into runs merged in
+//!   the same order; nothing afterwards looks at the order the caller
+//!   supplied, so the alerts do not depend on file order, thread count, how
+//!   the input was split, or whether events were spilled. `tiebreak` is a content hash, so ties
 //!   in event time are broken the same way whatever the delivery order.
 //! - Groups: each distinct group-by tuple is evaluated independently.
 //!   (Events missing a group-by field are dropped by the caller.)
