@@ -490,8 +490,12 @@ impl<'a> View<'a> {
         self.t.pos(e)
     }
 
+    /// value_sum / value_avg: the event's number (other types have none).
     fn number(&self, e: &Compact) -> Option<f64> {
-        self.t.number(e)
+        match self.kind {
+            CorrelationType::ValueSum | CorrelationType::ValueAvg => self.t.number(e),
+            _ => None,
+        }
     }
 
     fn value(&self, e: &Compact) -> SpilledValueRef<'a> {
@@ -1760,6 +1764,35 @@ mod tests {
             c.push(0, e);
         }
         assert_eq!(c.finish(0).unwrap(), alerts);
+    }
+
+    #[test]
+    fn thousands_of_spills_are_merged_in_levels() {
+        // No group-by: one group of 3,000 events, one run per event.
+        let s = spec(CorrelationType::ValueCount, MIN, &[(CmpOp::Gte, 5.0)], 1);
+        let mut events: Vec<Event> = (0..3_000u64)
+            .map(|n| {
+                let mut e = ev(n, HOUR_MARK + (n as i64 * 7_919) % (30 * MIN), "", 0, None);
+                e.group = Vec::new();
+                e.value = Some((n % 11).to_string());
+                e
+            })
+            .collect();
+        let expected = burst(&s, events.clone());
+        assert!(expected.len() > 10);
+        XorShift(11).shuffle(&mut events);
+        let mut c = Collector::new(vec![s], 0);
+        for e in events {
+            c.push(0, e);
+        }
+        assert_eq!(c.spilled().runs, 3_000);
+        let pending = c.stores[0]
+            .as_ref()
+            .and_then(|st| st.spill.as_ref())
+            .map_or(0, |sp| sp.pending_runs());
+        // 3,000 = 11 * 256 + 11 * 16 + 8: at most 15 runs per level.
+        assert_eq!(pending, 11 + 11 + 8, "runs left to merge");
+        assert_eq!(c.finish(0).unwrap(), expected);
     }
 
     #[test]

@@ -41,12 +41,54 @@ pub(super) struct Spilled {
     pub value: SpilledValue,
 }
 
-/// The runs of one store.
-pub(super) struct Spill {
+/// Runs merged into one when a level holds this many, so a scan never has
+/// more than `FAN - 1` runs per level (and a handful of levels) to merge.
+const FAN: usize = 16;
+
+/// Runs of similar size, in one anonymous file.
+struct Level {
     file: File,
     /// (start, end) byte offsets of each run.
     runs: Vec<(u64, u64)>,
     len: u64,
+}
+
+impl Level {
+    fn new() -> io::Result<Level> {
+        Ok(Level {
+            file: tempfile::tempfile()?,
+            runs: Vec::new(),
+            len: 0,
+        })
+    }
+
+    /// Appends one run written by `write`.
+    fn append(
+        &mut self,
+        write: impl FnOnce(&mut Counting<BufWriter<&File>>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let start = self.len;
+        let mut w = Counting {
+            inner: BufWriter::with_capacity(64 << 10, &self.file),
+            written: 0,
+        };
+        write(&mut w)?;
+        w.flush()?;
+        self.len += w.written;
+        self.runs.push((start, self.len));
+        Ok(())
+    }
+}
+
+/// The runs of one store: level 0 holds runs written from memory; when a
+/// level holds `FAN` runs they are merged into one run of the next level
+/// and the level's file is dropped (a tiered external sort: each event is
+/// rewritten about log_FAN(spills) times).
+pub(super) struct Spill {
+    levels: Vec<Option<Level>>,
+    /// Runs and bytes written from memory.
+    runs: usize,
+    bytes: u64,
 }
 
 fn put_bytes(w: &mut impl Write, b: &[u8]) -> io::Result<()> {
@@ -54,6 +96,27 @@ fn put_bytes(w: &mut impl Write, b: &[u8]) -> io::Result<()> {
         .map_err(|_| io::Error::other("a group or value longer than 4 GiB"))?;
     w.write_all(&n.to_le_bytes())?;
     w.write_all(b)
+}
+
+fn put_event(w: &mut impl Write, e: &SpilledRef<'_>) -> io::Result<()> {
+    put_bytes(w, e.group)?;
+    w.write_all(&e.time_ms.to_le_bytes())?;
+    w.write_all(&e.tiebreak.to_le_bytes())?;
+    w.write_all(&e.input.to_le_bytes())?;
+    w.write_all(&(e.record.source as u64).to_le_bytes())?;
+    w.write_all(&e.record.record.to_le_bytes())?;
+    w.write_all(&e.record.line.to_le_bytes())?;
+    match e.value {
+        SpilledValueRef::None => w.write_all(&[0]),
+        SpilledValueRef::Text(t) => {
+            w.write_all(&[1])?;
+            put_bytes(w, t)
+        }
+        SpilledValueRef::Number(bits) => {
+            w.write_all(&[2])?;
+            w.write_all(&bits.to_le_bytes())
+        }
+    }
 }
 
 /// Counts what passes through, so run offsets are known without seeking.
@@ -74,23 +137,28 @@ impl<W: Write> Write for Counting<W> {
     }
 }
 
+/// Read buffer per run for `runs` runs within `memory` bytes.
+fn per_run(memory: u64, runs: usize) -> usize {
+    (memory / runs.max(1) as u64).clamp(4 << 10, 256 << 10) as usize
+}
+
 impl Spill {
     pub fn new() -> io::Result<Spill> {
         Ok(Spill {
-            file: tempfile::tempfile()?,
-            runs: Vec::new(),
-            len: 0,
+            levels: vec![Some(Level::new()?)],
+            runs: 0,
+            bytes: 0,
         })
     }
 
-    /// Bytes written so far.
+    /// Bytes written from memory so far.
     pub fn bytes(&self) -> u64 {
-        self.len
+        self.bytes
     }
 
-    /// Runs written so far.
+    /// Runs written from memory so far.
     pub fn runs(&self) -> usize {
-        self.runs.len()
+        self.runs
     }
 
     /// Appends one run; `events` must already be in run order.
@@ -98,46 +166,96 @@ impl Spill {
         &mut self,
         events: impl Iterator<Item = SpilledRef<'a>>,
     ) -> io::Result<()> {
-        let start = self.len;
-        let mut w = Counting {
-            inner: BufWriter::with_capacity(64 << 10, &self.file),
-            written: 0,
-        };
-        for e in events {
-            put_bytes(&mut w, e.group)?;
-            w.write_all(&e.time_ms.to_le_bytes())?;
-            w.write_all(&e.tiebreak.to_le_bytes())?;
-            w.write_all(&e.input.to_le_bytes())?;
-            w.write_all(&(e.record.source as u64).to_le_bytes())?;
-            w.write_all(&e.record.record.to_le_bytes())?;
-            w.write_all(&e.record.line.to_le_bytes())?;
-            match e.value {
-                SpilledValueRef::None => w.write_all(&[0])?,
-                SpilledValueRef::Text(t) => {
-                    w.write_all(&[1])?;
-                    put_bytes(&mut w, t)?;
-                }
-                SpilledValueRef::Number(bits) => {
-                    w.write_all(&[2])?;
-                    w.write_all(&bits.to_le_bytes())?;
-                }
-            }
+        if self.levels[0].is_none() {
+            self.levels[0] = Some(Level::new()?);
         }
-        w.flush()?;
-        self.len += w.written;
-        self.runs.push((start, self.len));
+        let Some(level) = self.levels[0].as_mut() else {
+            return Ok(());
+        };
+        let before = level.len;
+        level.append(|w| {
+            for e in events {
+                put_event(w, &e)?;
+            }
+            Ok(())
+        })?;
+        self.bytes += level.len - before;
+        self.runs += 1;
+        self.cascade()
+    }
+
+    /// Merges every full level into one run of the next.
+    fn cascade(&mut self) -> io::Result<()> {
+        let mut k = 0;
+        while k < self.levels.len() {
+            if self.levels[k].as_ref().is_some_and(|l| l.runs.len() >= FAN) {
+                let Some(full) = self.levels[k].take() else {
+                    break;
+                };
+                if k + 1 == self.levels.len() {
+                    self.levels.push(None);
+                }
+                if self.levels[k + 1].is_none() {
+                    self.levels[k + 1] = Some(Level::new()?);
+                }
+                let mut merge = merge_runs(std::slice::from_ref(&full), 4 << 20)?;
+                if let Some(next) = self.levels[k + 1].as_mut() {
+                    next.append(|w| {
+                        while let Some(e) = merge.next()? {
+                            put_event(
+                                w,
+                                &SpilledRef {
+                                    group: &e.group,
+                                    time_ms: e.time_ms,
+                                    tiebreak: e.tiebreak,
+                                    input: e.input,
+                                    record: e.record,
+                                    value: match &e.value {
+                                        SpilledValue::None => SpilledValueRef::None,
+                                        SpilledValue::Text(t) => SpilledValueRef::Text(t),
+                                        SpilledValue::Number(b) => SpilledValueRef::Number(*b),
+                                    },
+                                },
+                            )?;
+                        }
+                        Ok(())
+                    })?;
+                }
+                // `full` (and its file) is dropped here.
+            }
+            k += 1;
+        }
         Ok(())
+    }
+
+    /// Runs waiting to be merged, over all levels.
+    #[cfg(test)]
+    pub fn pending_runs(&self) -> usize {
+        self.levels.iter().flatten().map(|l| l.runs.len()).sum()
     }
 
     /// Merges every run into one stream in run order. `memory` bounds the
     /// read buffers (4 KiB to 256 KiB per run).
     pub fn merge(&self, memory: u64) -> io::Result<Merge<'_>> {
-        let per_run = (memory / self.runs.len().max(1) as u64).clamp(4 << 10, 256 << 10) as usize;
-        let mut readers = Vec::with_capacity(self.runs.len());
-        let mut heap = BinaryHeap::with_capacity(self.runs.len());
-        for (i, &(start, end)) in self.runs.iter().enumerate() {
+        let levels: Vec<&Level> = self.levels.iter().flatten().collect();
+        merge_runs_refs(&levels, memory)
+    }
+}
+
+fn merge_runs(levels: &[Level], memory: u64) -> io::Result<Merge<'_>> {
+    let refs: Vec<&Level> = levels.iter().collect();
+    merge_runs_refs(&refs, memory)
+}
+
+fn merge_runs_refs<'a>(levels: &[&'a Level], memory: u64) -> io::Result<Merge<'a>> {
+    let count: usize = levels.iter().map(|l| l.runs.len()).sum();
+    let per_run = per_run(memory, count);
+    let mut readers = Vec::with_capacity(count);
+    let mut heap = BinaryHeap::with_capacity(count);
+    for level in levels {
+        for &(start, end) in &level.runs {
             let mut r = RunReader {
-                file: &self.file,
+                file: &level.file,
                 pos: start,
                 end,
                 buf: Vec::with_capacity(per_run),
@@ -145,12 +263,12 @@ impl Spill {
                 cap: per_run,
             };
             if let Some(e) = r.next()? {
-                heap.push(Reverse((e, i)));
+                heap.push(Reverse((e, readers.len())));
             }
             readers.push(r);
         }
-        Ok(Merge { readers, heap })
     }
+    Ok(Merge { readers, heap })
 }
 
 /// A borrowed event to write.
