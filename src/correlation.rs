@@ -89,7 +89,7 @@ impl Plan {
 }
 
 /// Default of `--correlation-memory`: bytes of window events kept in memory
-/// before they are spilled to a temporary file.
+/// before they are spilled to temporary files.
 pub const DEFAULT_MEMORY: u64 = 256 << 20;
 
 /// Parses a memory size: a number of bytes with an optional binary suffix

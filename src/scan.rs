@@ -565,7 +565,7 @@ pub fn run(opts: ScanOptions) -> u8 {
             );
             if spilled.runs > 0 {
                 eprintln!(
-                    "  correlations: window events passed --correlation-memory ({:.1} MiB): {} sorted runs, {:.1} MB, spilled to a temporary file and merged",
+                    "  correlations: window events passed --correlation-memory ({:.1} MiB): {} sorted runs, {:.1} MB, spilled to temporary files and merged",
                     opts.correlation_memory as f64 / f64::from(1 << 20),
                     spilled.runs,
                     spilled.bytes as f64 / 1e6

@@ -369,7 +369,7 @@ fn spilling_to_disk_gives_the_same_alerts_byte_for_byte() {
     for budget in ["0", "2K"] {
         let (code, spilled, err) = scan_with(&one, 2, &["--correlation-memory", budget]);
         assert_eq!(code, 0, "{err}");
-        assert!(err.contains("spilled to a temporary file"), "{err}");
+        assert!(err.contains("spilled to temporary files"), "{err}");
         assert!(
             spilled == in_memory,
             "--correlation-memory {budget}:\n{spilled}\nin memory:\n{in_memory}"
