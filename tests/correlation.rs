@@ -436,3 +436,23 @@ fn a_spill_that_cannot_be_written_is_a_clear_error() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a size"));
 }
+
+#[test]
+fn spill_files_leave_nothing_behind() {
+    let data = write_files(&[every_type()]);
+    let tmp = dir("tmpdir");
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/correlation/rules.yml");
+    let out = Command::new(env!("CARGO_BIN_EXE_sigil"))
+        .args(["scan", "--format", "count", "--correlation-memory", "0"])
+        .arg("--rules")
+        .arg(&rules)
+        .arg(&data)
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("sorted runs"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+}
