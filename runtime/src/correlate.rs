@@ -530,7 +530,7 @@ impl<'a> View<'a> {
 
 /// The window events of one correlation: compact events in memory
 /// (referring to the collector's shared [`Tables`]) and, once memory ran
-/// short, sorted runs in a temporary file.
+/// short, sorted runs in temporary files.
 struct Store {
     spec: CorrelationSpec,
     events: Vec<Compact>,
@@ -619,7 +619,7 @@ impl Store {
     }
 
     /// Evaluates the correlation over every event pushed (the last ones in
-    /// memory, refering to `t`); `memory` bounds the merge's read buffers.
+    /// memory, referring to `t`); `memory` bounds the merge's read buffers.
     fn finish(mut self, t: &Tables, memory: u64) -> Result<Vec<Alert>, Failure> {
         let ops = validate(&self.spec).map_err(Failure::Unsupported)?;
         if let Some(f) = self.failed.take() {
@@ -719,9 +719,9 @@ pub struct SpillStats {
 ///
 /// Events are kept compactly in memory (40 bytes each, plus the distinct
 /// group-by tuples and values once). When the memory held would exceed the
-/// budget, the largest correlation's events are sorted and written as one
-/// run to an anonymous temporary file and forgotten; evaluation then merges
-/// the runs (an external sort). The result is the same with or without
+/// budget, every correlation's events are sorted and written as one run
+/// to its anonymous temporary files, and the events and shared tables are
+/// forgotten; evaluation then merges the runs (an external sort). The result is the same with or without
 /// spilling, and does not depend on the order of pushes.
 pub struct Collector {
     stores: Vec<Option<Store>>,
