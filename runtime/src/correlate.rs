@@ -335,6 +335,13 @@ impl Interner {
         id
     }
 
+    /// Forgets every text, keeping the allocations for reuse.
+    fn clear(&mut self) {
+        self.arena.clear();
+        self.ends.clear();
+        self.slots.fill(0);
+    }
+
     fn rehash(&mut self, size: usize) {
         self.slots = vec![0; size];
         let mask = size - 1;
@@ -458,6 +465,14 @@ impl Tables {
                 line: u64::from(e.line),
             }
         }
+    }
+
+    /// Forgets every entry, keeping the allocations for reuse.
+    fn clear(&mut self) {
+        self.groups.clear();
+        self.values.clear();
+        self.numbers.clear();
+        self.wide.clear();
     }
 
     /// Each group id's place in the byte order of the group tuples.
@@ -587,8 +602,11 @@ impl Store {
             return;
         }
         let result = self.write_run(t, rank);
-        self.events = Vec::new();
+        // The array is kept for the next events (the collector frees it when
+        // memory stays over budget): refilling it allocates nothing.
+        self.events.clear();
         if let Err(e) = result {
+            self.events = Vec::new();
             self.failed = Some(spill_failure(e));
             self.spill = None;
         }
@@ -797,7 +815,14 @@ impl Collector {
         for s in self.stores.iter_mut().flatten() {
             s.spill(&self.tables, &rank);
         }
-        self.tables = Tables::default();
+        self.tables.clear();
+        if self.memory() > self.budget {
+            // Kept capacity alone passes the budget: free it.
+            for s in self.stores.iter_mut().flatten() {
+                s.events = Vec::new();
+            }
+            self.tables = Tables::default();
+        }
         let after = self.spill_totals();
         self.spilled.runs += after.runs.saturating_sub(before.runs);
         self.spilled.bytes += after.bytes.saturating_sub(before.bytes);
