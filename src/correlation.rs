@@ -2,11 +2,15 @@
 //! (time, group values, aggregated value, record position), kept per
 //! correlation until the input ends; then each correlation is evaluated —
 //! chained ones over the alerts of the correlations they refer to — and the
-//! alerts are rendered. Only base-rule matches are kept, so memory grows with
-//! those, not with the input (docs/correlations.md).
+//! alerts are rendered. Events are kept compactly by a
+//! [`Collector`] within a memory budget (`--correlation-memory`); past it they
+//! are spilled as sorted runs to a temporary file and merged at the end, so
+//! memory does not grow with the input (docs/correlations.md).
 
 use sigil_compiler::ir::{CorrelationInput, CorrelationIr};
-use sigil_runtime::correlate::{self, Alert, CorrelationSpec, Event, RecordRef};
+use sigil_runtime::correlate::{
+    Alert, Collector, CorrelationSpec, Event, Failure, RecordRef, SpillStats,
+};
 use sigil_runtime::json::{escape_json, Projection};
 use sigil_runtime::text::parse_time_ms;
 use sigil_runtime::Program;
@@ -84,6 +88,46 @@ impl Plan {
     }
 }
 
+/// Default of `--correlation-memory`: bytes of window events kept in memory
+/// before they are spilled to temporary files.
+pub const DEFAULT_MEMORY: u64 = 256 << 20;
+
+/// Parses a memory size: a number of bytes with an optional binary suffix
+/// (`K`/`KiB`, `M`/`MiB`, `G`/`GiB`, `T`/`TiB`; case-insensitive, `B` optional).
+pub fn parse_memory(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, suffix) = t.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size such as 256M, 1G or 65536"))?;
+    let shift = match suffix.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(format!("`{text}` is not a size such as 256M, 1G or 65536")),
+    };
+    number
+        .checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("`{text}` is too large"))
+}
+
+fn spec(c: &CorrelationIr) -> CorrelationSpec {
+    CorrelationSpec {
+        kind: c.kind,
+        timespan_ms: (c.timespan_secs as i64).saturating_mul(1000),
+        ops: c.ops.clone(),
+        inputs: c.inputs.len(),
+    }
+}
+
+/// Where the window events of a plan's correlations go, within `memory` bytes.
+pub fn collector(plan: &Plan, memory: u64) -> Collector {
+    Collector::new(plan.correlations.iter().map(spec).collect(), memory)
+}
+
 /// Builds the window event for one base-rule match, or counts why not.
 pub fn event(feed: &Feed, record: &[u8], at: RecordRef, dropped: &mut Dropped) -> Option<Event> {
     let texts = feed.projection.texts(record);
@@ -150,15 +194,19 @@ pub struct Fired {
     pub alerts: Vec<Alert>,
 }
 
+/// The alerts of every correlation that ran, and how the events were kept.
+pub struct Evaluated {
+    pub fired: Vec<Fired>,
+    /// Correlations that failed because their events could not be spilled.
+    pub spill_failures: usize,
+    pub spilled: SpillStats,
+}
+
 /// Evaluates every correlation (inner ones first, as the IR orders them).
-pub fn evaluate(
-    plan: &Plan,
-    mut events: Vec<Vec<Event>>,
-    problems: &mut Vec<String>,
-) -> Vec<Fired> {
+pub fn evaluate(plan: &Plan, mut events: Collector, problems: &mut Vec<String>) -> Evaluated {
     let mut fired: Vec<Fired> = Vec::new();
+    let mut spill_failures = 0;
     for (ci, c) in plan.correlations.iter().enumerate() {
-        let mut own = std::mem::take(&mut events[ci]);
         for (k, input) in c.inputs.iter().enumerate() {
             let CorrelationInput::Correlation(j) = input else {
                 continue;
@@ -183,34 +231,39 @@ pub fn evaluate(
                 let Some(&last) = a.records.last() else {
                     continue;
                 };
-                own.push(Event {
-                    time_ms: a.end_ms,
-                    tiebreak: fnv1a(format!("{:?}{}{}", a.group, a.start_ms, a.end_ms).as_bytes()),
-                    input: k,
-                    group,
-                    value: None,
-                    record: last,
-                });
+                events.push(
+                    ci,
+                    Event {
+                        time_ms: a.end_ms,
+                        tiebreak: fnv1a(
+                            format!("{:?}{}{}", a.group, a.start_ms, a.end_ms).as_bytes(),
+                        ),
+                        input: k,
+                        group,
+                        value: None,
+                        record: last,
+                    },
+                );
             }
         }
-        let spec = CorrelationSpec {
-            kind: c.kind,
-            timespan_ms: (c.timespan_secs as i64).saturating_mul(1000),
-            ops: c.ops.clone(),
-            inputs: c.inputs.len(),
-        };
-        match correlate::evaluate(&spec, own) {
+        match events.finish(ci) {
             Ok(alerts) => fired.push(Fired {
                 correlation: ci,
                 alerts,
             }),
-            Err(e) => problems.push(format!(
-                "correlation `{}` cannot run: {}",
-                c.info.title, e.reason
-            )),
+            Err(e) => {
+                if matches!(e, Failure::Spill(_)) {
+                    spill_failures += 1;
+                }
+                problems.push(format!("correlation `{}` cannot run: {e}", c.info.title));
+            }
         }
     }
-    fired
+    Evaluated {
+        fired,
+        spill_failures,
+        spilled: events.spilled(),
+    }
 }
 
 fn iso(ms: i64) -> String {
@@ -301,6 +354,21 @@ pub fn alert_row(plan: &Plan, ci: usize, a: &Alert) -> (String, String, String, 
 #[cfg(test)]
 mod tests {
     use super::iso;
+
+    #[test]
+    fn memory_sizes() {
+        use super::parse_memory;
+        assert_eq!(parse_memory("65536"), Ok(65536));
+        assert_eq!(parse_memory("256M"), Ok(256 << 20));
+        assert_eq!(parse_memory("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_memory("1g"), Ok(1 << 30));
+        assert_eq!(parse_memory("4 KB"), Ok(4096));
+        assert_eq!(parse_memory("0"), Ok(0));
+        assert!(parse_memory("lots").is_err());
+        assert!(parse_memory("12X").is_err());
+        assert!(parse_memory("-1").is_err());
+        assert!(parse_memory("99999999999T").is_err());
+    }
 
     #[test]
     fn iso_round_trip() {

@@ -736,8 +736,7 @@ fn correlation_alerts(
     cases: &[Case],
     file: &Path,
 ) -> Vec<Alert> {
-    let mut events: Vec<Vec<sigil_runtime::correlate::Event>> =
-        (0..plan.correlations.len()).map(|_| Vec::new()).collect();
+    let mut events = crate::correlation::collector(plan, crate::correlation::DEFAULT_MEMORY);
     let mut dropped = crate::correlation::Dropped::default();
     let mut hits = Vec::new();
     // The event stream is the records that must match (docs/rules.md).
@@ -753,13 +752,13 @@ fn correlation_alerts(
                     line: i as u64 + 1,
                 };
                 if let Some(e) = crate::correlation::event(feed, &case.record, at, &mut dropped) {
-                    events[feed.correlation].push(e);
+                    events.push(feed.correlation, e);
                 }
             }
         }
     }
     let mut problems = Vec::new();
-    let fired = crate::correlation::evaluate(plan, events, &mut problems);
+    let fired = crate::correlation::evaluate(plan, events, &mut problems).fired;
     let file_text = file.display().to_string();
     let mut out = Vec::new();
     for f in fired {

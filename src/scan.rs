@@ -61,6 +61,10 @@ pub struct ScanOptions {
     /// The input's logsource (default: product=aws service=cloudtrail); repeat for several keys.
     #[arg(long)]
     pub logsource: Vec<String>,
+    /// Memory for correlation window events before they are spilled, sorted,
+    /// to a temporary file (in TMPDIR) and merged at the end; e.g. 64M, 1G.
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = correlation::parse_memory)]
+    pub correlation_memory: u64,
     /// No summary or progress on stderr (the RESULT line is still printed).
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -341,8 +345,7 @@ pub fn run(opts: ScanOptions) -> u8 {
         ..Stats::default()
     };
     let mut damage_lines = 0u64;
-    let mut corr_events: Vec<Vec<Event>> =
-        (0..plan.correlations.len()).map(|_| Vec::new()).collect();
+    let mut corr_events = correlation::collector(&plan, opts.correlation_memory);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     let mut broken_pipe = false;
@@ -405,7 +408,7 @@ pub fn run(opts: ScanOptions) -> u8 {
                     totals.dropped.no_time += stats.dropped.no_time;
                     totals.dropped.no_group += stats.dropped.no_group;
                     for (ci, e) in stats.events {
-                        corr_events[ci].push(e);
+                        corr_events.push(ci, e);
                     }
                     pending.insert((source, seq), (bytes, damage));
                 }
@@ -468,7 +471,12 @@ pub fn run(opts: ScanOptions) -> u8 {
     // Correlations: evaluated once all base-rule matches are in, so the
     // result cannot depend on file order, batch split or thread count.
     let mut corr_problems = Vec::new();
-    let fired = correlation::evaluate(&plan, corr_events, &mut corr_problems);
+    let correlation::Evaluated {
+        fired,
+        spill_failures,
+        spilled,
+    } = correlation::evaluate(&plan, corr_events, &mut corr_problems);
+    io_errors += spill_failures;
     for p in &corr_problems {
         eprintln!("error: {p}");
     }
@@ -557,6 +565,14 @@ pub fn run(opts: ScanOptions) -> u8 {
                 totals.dropped.no_time,
                 totals.dropped.no_group
             );
+            if spilled.runs > 0 {
+                eprintln!(
+                    "  correlations: window events passed --correlation-memory ({:.1} MiB): {} sorted runs, {:.1} MB, spilled to temporary files and merged",
+                    opts.correlation_memory as f64 / f64::from(1 << 20),
+                    spilled.runs,
+                    spilled.bytes as f64 / 1e6
+                );
+            }
         }
         if format != ScanFormat::Count {
             let rows = busiest(&totals.per_rule);

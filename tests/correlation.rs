@@ -274,3 +274,185 @@ fn correlations_of_correlations_and_other_types() {
         "{a:?}"
     );
 }
+
+/// Every correlation type of `rules.yml` with alerts: bursts, a chained
+/// correlation, logins, reads with distinct buckets and byte counts.
+fn every_type() -> Vec<String> {
+    let mut lines = terminations(25, ALICE, 36_000, 200_000);
+    lines.extend(terminations(20, ALICE, 37_200, 100_000));
+    lines.extend(terminations(12, BOB, 36_100, 100_000));
+    for (i, who) in [ALICE, BOB].iter().enumerate() {
+        let base = 38_000 + i as i64 * 100;
+        for t in [0, 10_000, 20_000] {
+            lines.push(rec(
+                &at(base, t),
+                who,
+                "ConsoleLogin",
+                r#","responseElements":{"ConsoleLogin":"Failure"},"additionalEventData":{"MFAUsed":"No"}"#,
+            ));
+        }
+        lines.push(rec(
+            &at(base, 60_000),
+            who,
+            "ConsoleLogin",
+            r#","responseElements":{"ConsoleLogin":"Success"},"additionalEventData":{"MFAUsed":"No"}"#,
+        ));
+        for k in 0..6 {
+            lines.push(rec(
+                &at(base, 70_000 + k * 1000),
+                who,
+                "GetObject",
+                &format!(
+                    r#","requestParameters":{{"bucketName":"b{}"}},"additionalEventData":{{"bytesTransferredOut":{}}}"#,
+                    k % 4,
+                    300_000 + k
+                ),
+            ));
+        }
+    }
+    lines
+}
+
+/// Writes `files` (each a list of lines) into a new directory.
+fn write_files(files: &[Vec<String>]) -> PathBuf {
+    let d = dir(&format!("with-{}", files.len()));
+    for (i, lines) in files.iter().enumerate() {
+        std::fs::write(d.join(format!("part{i:03}.jsonl")), lines.join("\n")).unwrap();
+    }
+    d
+}
+
+/// Scans the directory `d` with extra options; (exit code, stdout, stderr).
+fn scan_with(d: &Path, threads: usize, extra: &[&str]) -> (i32, String, String) {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/correlation/rules.yml");
+    let out = Command::new(env!("CARGO_BIN_EXE_sigil"))
+        .args([
+            "scan",
+            "--format",
+            "jsonl",
+            "--threads",
+            &threads.to_string(),
+        ])
+        .args(extra)
+        .arg("--rules")
+        .arg(&rules)
+        .arg(d)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn spilling_to_disk_gives_the_same_alerts_byte_for_byte() {
+    let lines = every_type();
+    let one = write_files(std::slice::from_ref(&lines));
+    let (code, in_memory, err) = scan_with(&one, 1, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("spilled"), "{err}");
+    let t = titles(&in_memory.lines().map(str::to_string).collect::<Vec<_>>());
+    for title in [
+        "Mass EC2 termination by one principal",
+        "Two mass terminations within an hour",
+        "Failed logins then a login without MFA",
+        "Distinct buckets read by one principal",
+        "Login failure and S3 read by one principal",
+        "Large S3 transfer by one principal",
+    ] {
+        assert!(t.iter().any(|x| x == title), "{title} must fire: {t:?}");
+    }
+    // A budget of 0 spills a run per event; 2K spills a few larger runs.
+    // Same files, so even the record positions must be identical.
+    for budget in ["0", "2K"] {
+        let (code, spilled, err) = scan_with(&one, 2, &["--correlation-memory", budget]);
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("spilled to temporary files"), "{err}");
+        assert!(
+            spilled == in_memory,
+            "--correlation-memory {budget}:\n{spilled}\nin memory:\n{in_memory}"
+        );
+    }
+    // And spilling is order-independent too.
+    let mut rev = lines;
+    rev.reverse();
+    let files: Vec<Vec<String>> = rev.chunks(9).map(<[String]>::to_vec).collect();
+    let split = alerts(&files, 2);
+    let (_, spilled_split, _) = scan_with(&write_files(&files), 2, &["--correlation-memory", "1K"]);
+    let mut normalised: Vec<String> = spilled_split
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let n = v["correlation"]["records"]
+                .as_array()
+                .map(Vec::len)
+                .unwrap_or(0);
+            v["correlation"]["records"] = serde_json::json!(n);
+            v.to_string()
+        })
+        .collect();
+    normalised.sort();
+    assert_eq!(normalised, split);
+}
+
+#[test]
+fn a_spill_that_cannot_be_written_is_a_clear_error() {
+    let d = dir("no-tmp");
+    std::fs::write(
+        d.join("x.jsonl"),
+        terminations(20, ALICE, 36_000, 1000).join("\n"),
+    )
+    .unwrap();
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/correlation/rules.yml");
+    let out = Command::new(env!("CARGO_BIN_EXE_sigil"))
+        .args([
+            "scan",
+            "-q",
+            "--format",
+            "jsonl",
+            "--correlation-memory",
+            "0",
+        ])
+        .arg("--rules")
+        .arg(&rules)
+        .arg(&d)
+        .env("TMPDIR", d.join("does-not-exist"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("error: correlation `Mass EC2 termination by one principal` cannot run: cannot spill correlation events to a temporary file"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let bad = Command::new(env!("CARGO_BIN_EXE_sigil"))
+        .args(["scan", "--correlation-memory", "lots"])
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a size"));
+}
+
+#[test]
+fn spill_files_leave_nothing_behind() {
+    let data = write_files(&[every_type()]);
+    let tmp = dir("tmpdir");
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/correlation/rules.yml");
+    let out = Command::new(env!("CARGO_BIN_EXE_sigil"))
+        .args(["scan", "--format", "count", "--correlation-memory", "0"])
+        .arg("--rules")
+        .arg(&rules)
+        .arg(&data)
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("sorted runs"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+}

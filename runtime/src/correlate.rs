@@ -3,17 +3,21 @@
 //!
 //! The caller extracts, for every record matched by a rule a correlation
 //! references, one [`Event`] (event time, group-by values, aggregated value)
-//! and hands them all to [`evaluate`]. Memory: the engine holds exactly the
-//! events it is given; the caller keeps only base-rule matches (not the input
-//! records), so memory is proportional to those matches, not to the input.
-//! `evaluate` itself adds O(events) for sorting plus O(window) per group.
+//! and pushes it into a [`Collector`] (or hands them all to [`evaluate`]).
+//! Memory: the collector keeps each event as a 40-byte `Compact` whose group
+//! tuple and value are interned in tables shared by all correlations; past
+//! its budget it sorts the events into runs in an anonymous temporary file
+//! (`spill`) and empties the tables, so what it holds does not grow with
+//! the input. Evaluation streams each group in order (in memory, or from
+//! the k-way merge of the runs) and holds only the open window.
 //!
 //! Semantics (each is covered by a unit test below):
 //!
 //! - Order independence: events are first sorted by (group, time_ms,
-//!   tiebreak, input, record, value); nothing afterwards looks at the order
-//!   the caller supplied, so the alerts do not depend on file order, thread
-//!   count or how the input was split. `tiebreak` is a content hash, so ties
+//!   tiebreak, input, record, value) — in memory, or into runs merged in
+//!   the same order; nothing afterwards looks at the order the caller
+//!   supplied, so the alerts do not depend on file order, thread count, how
+//!   the input was split, or whether events were spilled. `tiebreak` is a content hash, so ties
 //!   in event time are broken the same way whatever the delivery order.
 //! - Groups: each distinct group-by tuple is evaluated independently.
 //!   (Events missing a group-by field are dropped by the caller.)
@@ -74,10 +78,14 @@
 //!   records for a total order.
 //! - timespan_ms must be positive, else Err(Unsupported).
 
+mod spill;
+
 use std::cmp::Ordering;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use sigil_compiler::rule::{CmpOp, CorrelationType};
+
+use spill::{Spill, SpilledRef, SpilledValue, SpilledValueRef};
 
 /// Where a contributing record came from, so a responder can pivot to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -157,10 +165,51 @@ fn unsupported(reason: impl Into<String>) -> Unsupported {
     }
 }
 
-/// Evaluates one correlation over the matches of its referenced rules.
+/// Why a correlation produced no result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The correlation cannot be evaluated (its definition).
+    Unsupported(Unsupported),
+    /// Its events could not be spilled to or read back from the temporary
+    /// file (an I/O error: disk full, no temporary directory, ...).
+    Spill(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Unsupported(u) => f.write_str(&u.reason),
+            Failure::Spill(s) => f.write_str(s),
+        }
+    }
+}
+
+impl std::error::Error for Failure {}
+
+fn spill_failure(e: std::io::Error) -> Failure {
+    Failure::Spill(format!(
+        "cannot spill correlation events to a temporary file (set TMPDIR to a writable directory with free space, or raise --correlation-memory): {e}"
+    ))
+}
+
+/// Evaluates one correlation over the matches of its referenced rules, in
+/// memory.
 ///
 /// Deterministic: the result does not depend on the order of `events`.
-pub fn evaluate(spec: &CorrelationSpec, mut events: Vec<Event>) -> Result<Vec<Alert>, Unsupported> {
+pub fn evaluate(spec: &CorrelationSpec, events: Vec<Event>) -> Result<Vec<Alert>, Unsupported> {
+    let mut c = Collector::new(vec![spec.clone()], u64::MAX);
+    for e in events {
+        c.push(0, e);
+    }
+    c.finish(0).map_err(|f| match f {
+        Failure::Unsupported(u) => u,
+        Failure::Spill(s) => unsupported(s),
+    })
+}
+
+/// The condition operators of a valid spec (empty = all rules for the
+/// temporal types), or why the spec cannot run.
+fn validate(spec: &CorrelationSpec) -> Result<Vec<(CmpOp, f64)>, Unsupported> {
     if spec.timespan_ms <= 0 {
         return Err(unsupported(format!(
             "correlation timespan must be positive, got {} ms",
@@ -183,39 +232,645 @@ pub fn evaluate(spec: &CorrelationSpec, mut events: Vec<Event>) -> Result<Vec<Al
             spec.kind.as_str()
         )));
     }
-    let ops: Vec<(CmpOp, f64)> = if spec.ops.is_empty() {
+    if spec.ops.is_empty() {
         if !temporal {
             return Err(unsupported(format!(
                 "{} correlation has no condition",
                 spec.kind.as_str()
             )));
         }
-        vec![(CmpOp::Gte, spec.inputs as f64)]
+        Ok(vec![(CmpOp::Gte, spec.inputs as f64)])
     } else {
-        spec.ops.clone()
-    };
-
-    events.sort_by(cmp_events);
-    let mut alerts = Vec::new();
-    for group in events.chunk_by(|a, b| a.group == b.group) {
-        if spec.kind == CorrelationType::TemporalOrdered {
-            ordered(spec.timespan_ms, spec.inputs, &ops, group, &mut alerts);
-        } else {
-            windowed(spec.kind, spec.timespan_ms, &ops, group, &mut alerts);
-        }
+        Ok(spec.ops.clone())
     }
-    alerts.sort_by(cmp_alerts);
-    Ok(alerts)
 }
 
-fn cmp_events(a: &Event, b: &Event) -> Ordering {
-    a.group
-        .cmp(&b.group)
-        .then(a.time_ms.cmp(&b.time_ms))
-        .then(a.tiebreak.cmp(&b.tiebreak))
-        .then(a.input.cmp(&b.input))
-        .then(a.record.cmp(&b.record))
-        .then_with(|| a.value.cmp(&b.value))
+/// "No value" in [`Compact::value`]; "position in `Tables::wide`" in
+/// [`Compact::source`].
+const NONE: u32 = u32::MAX;
+
+/// A window event as kept in memory: 40 bytes, whatever the group-by values
+/// and the aggregated value (those are interned in [`Tables`]).
+#[derive(Debug, Clone, Copy)]
+struct Compact {
+    time_ms: i64,
+    tiebreak: u64,
+    /// Id in `Tables::groups`.
+    group: u32,
+    /// value_count: id in `Tables::values`; value_sum/value_avg: index in
+    /// `Tables::numbers`; NONE = no value.
+    value: u32,
+    /// The record's source, record number and line; when one of them does
+    /// not fit in 32 bits, `source` is NONE and `record` indexes
+    /// `Tables::wide`.
+    source: u32,
+    record: u32,
+    line: u32,
+    /// Index of the referenced rule.
+    input: u32,
+}
+
+/// Grows a vector by a quarter (at least `min`) when it is full, so the
+/// unused tail of a large array stays small.
+fn reserve_quarter<T>(v: &mut Vec<T>, min: usize) {
+    if v.len() == v.capacity() {
+        v.reserve_exact((v.len() / 4).max(min));
+    }
+}
+
+/// Bytes `reserve_quarter` would add to a full array of `len` items.
+fn quarter_growth(len: usize, min: usize, item: usize) -> u64 {
+    ((len / 4).max(min) * item) as u64
+}
+
+/// Byte strings numbered in order of first appearance, kept in one arena:
+/// about 12 bytes per string besides its text (an end offset and an
+/// open-addressing slot at most half full).
+#[derive(Default)]
+struct Interner {
+    /// The texts, back to back.
+    arena: Vec<u8>,
+    /// End offset in `arena` of each text, by id.
+    ends: Vec<u64>,
+    /// Hash table of ids + 1 (0 = empty), linear probing.
+    slots: Vec<u32>,
+}
+
+fn hash_bytes(text: &[u8]) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(text)
+}
+
+impl Interner {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn bytes(&self) -> usize {
+        self.arena.capacity() + self.ends.capacity() * 8 + self.slots.capacity() * 4
+    }
+
+    fn intern(&mut self, text: &[u8]) -> u32 {
+        if (self.ends.len() + 1) * 2 > self.slots.len() {
+            self.rehash((self.slots.len() * 2).max(64));
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = hash_bytes(text) as usize & mask;
+        loop {
+            match self.slots[i] {
+                0 => break,
+                slot if self.get(slot - 1) == text => return slot - 1,
+                _ => i = (i + 1) & mask,
+            }
+        }
+        let id = self.ends.len() as u32;
+        self.slots[i] = id + 1;
+        if self.arena.capacity() - self.arena.len() < text.len() {
+            let want = (self.arena.len() / 4).max(text.len()).max(4096);
+            self.arena.reserve_exact(want);
+        }
+        self.arena.extend_from_slice(text);
+        reserve_quarter(&mut self.ends, 512);
+        self.ends.push(self.arena.len() as u64);
+        id
+    }
+
+    /// Forgets every text, keeping the allocations for reuse.
+    fn clear(&mut self) {
+        self.arena.clear();
+        self.ends.clear();
+        self.slots.fill(0);
+    }
+
+    fn rehash(&mut self, size: usize) {
+        self.slots = vec![0; size];
+        let mask = size - 1;
+        for id in 0..self.ends.len() as u32 {
+            let mut i = hash_bytes(self.get(id)) as usize & mask;
+            while self.slots[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = id + 1;
+        }
+    }
+
+    fn get(&self, id: u32) -> &[u8] {
+        let id = id as usize;
+        let start = match id {
+            0 => 0,
+            _ => self.ends.get(id - 1).copied().unwrap_or(0) as usize,
+        };
+        let end = self.ends.get(id).copied().unwrap_or(0) as usize;
+        self.arena.get(start..end).unwrap_or(&[])
+    }
+}
+
+/// Group-by tuple as bytes: each value as a 4-byte length then its text.
+fn encode_group(values: &[String]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.iter().map(|v| v.len() + 4).sum());
+    for v in values {
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        out.extend_from_slice(v.as_bytes());
+    }
+    out
+}
+
+fn decode_group(mut bytes: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    while bytes.len() >= 4 {
+        let mut n = [0u8; 4];
+        n.copy_from_slice(&bytes[..4]);
+        let n = (u32::from_le_bytes(n) as usize).min(bytes.len() - 4);
+        out.push(String::from_utf8_lossy(&bytes[4..4 + n]).into_owned());
+        bytes = &bytes[4 + n..];
+    }
+    out
+}
+
+/// What compact events refer to; shared by the correlations of a
+/// [`Collector`] (several usually group by the same field).
+#[derive(Default)]
+struct Tables {
+    groups: Interner,
+    values: Interner,
+    numbers: Vec<f64>,
+    wide: Vec<RecordRef>,
+}
+
+impl Tables {
+    fn bytes(&self) -> usize {
+        self.groups.bytes()
+            + self.values.bytes()
+            + self.numbers.capacity() * std::mem::size_of::<f64>()
+            + self.wide.capacity() * std::mem::size_of::<RecordRef>()
+    }
+
+    /// Builds the compact form of one event, interning what it refers to.
+    fn compact(
+        &mut self,
+        time_ms: i64,
+        tiebreak: u64,
+        input: u32,
+        group: &[u8],
+        value: SpilledValueRef<'_>,
+        at: RecordRef,
+    ) -> Compact {
+        let group = self.groups.intern(group);
+        let value = match value {
+            SpilledValueRef::None => NONE,
+            SpilledValueRef::Text(t) => self.values.intern(t),
+            SpilledValueRef::Number(bits) => {
+                self.numbers.push(f64::from_bits(bits));
+                (self.numbers.len() - 1) as u32
+            }
+        };
+        let narrow = (
+            u32::try_from(at.source).ok().filter(|&s| s != NONE),
+            u32::try_from(at.record).ok(),
+            u32::try_from(at.line).ok(),
+        );
+        let (source, record, line) = match narrow {
+            (Some(s), Some(r), Some(l)) => (s, r, l),
+            _ => {
+                self.wide.push(at);
+                (NONE, (self.wide.len() - 1) as u32, 0)
+            }
+        };
+        Compact {
+            time_ms,
+            tiebreak,
+            group,
+            value,
+            source,
+            record,
+            line,
+            input,
+        }
+    }
+
+    fn pos(&self, e: &Compact) -> RecordRef {
+        if e.source == NONE {
+            self.wide
+                .get(e.record as usize)
+                .copied()
+                .unwrap_or(RecordRef {
+                    source: usize::MAX,
+                    record: u64::MAX,
+                    line: u64::MAX,
+                })
+        } else {
+            RecordRef {
+                source: e.source as usize,
+                record: u64::from(e.record),
+                line: u64::from(e.line),
+            }
+        }
+    }
+
+    /// Forgets every entry, keeping the allocations for reuse.
+    fn clear(&mut self) {
+        self.groups.clear();
+        self.values.clear();
+        self.numbers.clear();
+        self.wide.clear();
+    }
+
+    /// Each group id's place in the byte order of the group tuples.
+    fn group_ranks(&self) -> Vec<u32> {
+        let mut by_bytes: Vec<u32> = (0..self.groups.len() as u32).collect();
+        by_bytes.sort_unstable_by(|&a, &b| self.groups.get(a).cmp(self.groups.get(b)));
+        let mut rank = vec![0u32; by_bytes.len()];
+        for (r, &g) in by_bytes.iter().enumerate() {
+            rank[g as usize] = r as u32;
+        }
+        rank
+    }
+
+    fn number(&self, e: &Compact) -> Option<f64> {
+        (e.value != NONE)
+            .then(|| self.numbers.get(e.value as usize).copied())
+            .flatten()
+    }
+}
+
+/// The tables as one correlation type reads them.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    t: &'a Tables,
+    kind: CorrelationType,
+}
+
+impl<'a> View<'a> {
+    fn pos(&self, e: &Compact) -> RecordRef {
+        self.t.pos(e)
+    }
+
+    /// value_sum / value_avg: the event's number (other types have none).
+    fn number(&self, e: &Compact) -> Option<f64> {
+        match self.kind {
+            CorrelationType::ValueSum | CorrelationType::ValueAvg => self.t.number(e),
+            _ => None,
+        }
+    }
+
+    fn value(&self, e: &Compact) -> SpilledValueRef<'a> {
+        if e.value == NONE {
+            return SpilledValueRef::None;
+        }
+        match self.kind {
+            CorrelationType::ValueCount => SpilledValueRef::Text(self.t.values.get(e.value)),
+            CorrelationType::ValueSum | CorrelationType::ValueAvg => SpilledValueRef::Number(
+                self.t
+                    .numbers
+                    .get(e.value as usize)
+                    .copied()
+                    .unwrap_or(0.0)
+                    .to_bits(),
+            ),
+            _ => SpilledValueRef::None,
+        }
+    }
+
+    /// The order within a group: time, tiebreak, input, record, value —
+    /// content only, never arrival order.
+    fn cmp_in_group(&self, a: &Compact, b: &Compact) -> Ordering {
+        a.time_ms
+            .cmp(&b.time_ms)
+            .then(a.tiebreak.cmp(&b.tiebreak))
+            .then(a.input.cmp(&b.input))
+            .then_with(|| self.pos(a).cmp(&self.pos(b)))
+            .then_with(|| self.value(a).cmp(&self.value(b)))
+    }
+}
+
+/// The window events of one correlation: compact events in memory
+/// (referring to the collector's shared [`Tables`]) and, once memory ran
+/// short, sorted runs in temporary files.
+struct Store {
+    spec: CorrelationSpec,
+    events: Vec<Compact>,
+    spill: Option<Spill>,
+    failed: Option<Failure>,
+}
+
+impl Store {
+    fn new(spec: CorrelationSpec) -> Store {
+        Store {
+            spec,
+            events: Vec::new(),
+            spill: None,
+            failed: None,
+        }
+    }
+
+    fn view<'a>(&self, t: &'a Tables) -> View<'a> {
+        View {
+            t,
+            kind: self.spec.kind,
+        }
+    }
+
+    fn push(&mut self, t: &mut Tables, e: Event) {
+        let value = match self.spec.kind {
+            CorrelationType::ValueCount => e.value.as_deref().map_or(SpilledValueRef::None, |v| {
+                SpilledValueRef::Text(v.as_bytes())
+            }),
+            CorrelationType::ValueSum | CorrelationType::ValueAvg => numeric(e.value.as_deref())
+                .map_or(SpilledValueRef::None, |v| {
+                    SpilledValueRef::Number(v.to_bits())
+                }),
+            _ => SpilledValueRef::None,
+        };
+        let input = u32::try_from(e.input).unwrap_or(u32::MAX);
+        let c = t.compact(
+            e.time_ms,
+            e.tiebreak,
+            input,
+            &encode_group(&e.group),
+            value,
+            e.record,
+        );
+        reserve_quarter(&mut self.events, EVENTS_MIN);
+        self.events.push(c);
+    }
+
+    /// Writes the events in memory as one sorted run and forgets them (the
+    /// caller then resets the tables). On an I/O error the store fails and
+    /// keeps nothing.
+    fn spill(&mut self, t: &Tables, rank: &[u32]) {
+        if self.events.is_empty() || self.failed.is_some() {
+            return;
+        }
+        let result = self.write_run(t, rank);
+        // The array is kept for the next events (the collector frees it when
+        // memory stays over budget): refilling it allocates nothing.
+        self.events.clear();
+        if let Err(e) = result {
+            self.events = Vec::new();
+            self.failed = Some(spill_failure(e));
+            self.spill = None;
+        }
+    }
+
+    /// `rank`: each group id's place in the byte order of the groups, so
+    /// every run has the same group order.
+    fn write_run(&mut self, t: &Tables, rank: &[u32]) -> std::io::Result<()> {
+        if self.spill.is_none() {
+            self.spill = Some(Spill::new()?);
+        }
+        let v = self.view(t);
+        let key = |e: &Compact| rank.get(e.group as usize).copied().unwrap_or(u32::MAX);
+        self.events
+            .sort_unstable_by(|a, b| key(a).cmp(&key(b)).then_with(|| v.cmp_in_group(a, b)));
+        let run = self.events.iter().map(|e| SpilledRef {
+            group: t.groups.get(e.group),
+            time_ms: e.time_ms,
+            tiebreak: e.tiebreak,
+            input: e.input,
+            record: t.pos(e),
+            value: v.value(e),
+        });
+        match self.spill.as_mut() {
+            Some(s) => s.write_run(run),
+            None => Ok(()),
+        }
+    }
+
+    /// Evaluates the correlation over every event pushed (the last ones in
+    /// memory, referring to `t`); `memory` bounds the merge's read buffers.
+    fn finish(mut self, t: &Tables, memory: u64) -> Result<Vec<Alert>, Failure> {
+        let ops = validate(&self.spec).map_err(Failure::Unsupported)?;
+        if let Some(f) = self.failed.take() {
+            return Err(f);
+        }
+        let mut alerts = Vec::new();
+        let params = Params {
+            kind: self.spec.kind,
+            span: self.spec.timespan_ms,
+            stages: self.spec.inputs,
+            ops: &ops,
+        };
+        if self.spill.is_none() {
+            let v = self.view(t);
+            // Equal events are identical in every field, so an unstable
+            // sort is deterministic.
+            self.events
+                .sort_unstable_by(|a, b| a.group.cmp(&b.group).then_with(|| v.cmp_in_group(a, b)));
+            let mut eval = GroupEval::new(&params);
+            for group in self.events.chunk_by(|a, b| a.group == b.group) {
+                let name = t.groups.get(group[0].group);
+                for e in group {
+                    let item = Item {
+                        time_ms: e.time_ms,
+                        tiebreak: e.tiebreak,
+                        input: e.input,
+                        pos: t.pos(e),
+                        key: (e.value != NONE && params.kind == CorrelationType::ValueCount)
+                            .then_some(e.value),
+                        number: v.number(e),
+                    };
+                    eval.push(&params, name, item, &mut alerts);
+                }
+                eval.end(&params, name, &mut alerts);
+            }
+        } else {
+            if !self.events.is_empty() {
+                self.spill(t, &t.group_ranks());
+            }
+            if let Some(f) = self.failed.take() {
+                return Err(f);
+            }
+            let Some(spill) = self.spill.take() else {
+                return Ok(alerts);
+            };
+            // Merge the runs: each group's events arrive consecutively, in
+            // order, and only the open window is kept.
+            let mut merge = spill.merge(memory).map_err(spill_failure)?;
+            let mut eval = GroupEval::new(&params);
+            let mut current: Option<Box<[u8]>> = None;
+            while let Some(e) = merge.next().map_err(spill_failure)? {
+                if current.as_deref() != Some(&e.group[..]) {
+                    if let Some(name) = &current {
+                        eval.end(&params, name, &mut alerts);
+                    }
+                    current = Some(e.group.clone());
+                }
+                let (key, number) = match e.value {
+                    SpilledValue::None => (None, None),
+                    SpilledValue::Text(t) => (Some(t), None),
+                    SpilledValue::Number(bits) => (None, Some(f64::from_bits(bits))),
+                };
+                let item = Item {
+                    time_ms: e.time_ms,
+                    tiebreak: e.tiebreak,
+                    input: e.input,
+                    pos: e.record,
+                    key,
+                    number,
+                };
+                let name = current.as_deref().unwrap_or(&[]);
+                eval.push(&params, name, item, &mut alerts);
+            }
+            if let Some(name) = &current {
+                eval.end(&params, name, &mut alerts);
+            }
+        }
+        alerts.sort_by(cmp_alerts);
+        Ok(alerts)
+    }
+}
+
+/// Smallest growth of an event array (events).
+const EVENTS_MIN: usize = 1024;
+
+/// How much was spilled to temporary files.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SpillStats {
+    /// Sorted runs written.
+    pub runs: u64,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// Collects the window events of several correlations within one memory
+/// budget, then evaluates each correlation.
+///
+/// Events are kept compactly in memory (40 bytes each, plus the distinct
+/// group-by tuples and values once). When the memory held would exceed the
+/// budget, every correlation's events are sorted and written as one run
+/// to its anonymous temporary files, and the events and shared tables are
+/// forgotten; evaluation then merges the runs (an external sort). The result is the same with or without
+/// spilling, and does not depend on the order of pushes.
+pub struct Collector {
+    stores: Vec<Option<Store>>,
+    tables: Tables,
+    budget: u64,
+    spilled: SpillStats,
+}
+
+impl Collector {
+    /// One store per spec; `budget` bounds the bytes of events and tables
+    /// held in memory over all of them (`u64::MAX`: never spill).
+    pub fn new(specs: Vec<CorrelationSpec>, budget: u64) -> Collector {
+        Collector {
+            stores: specs.into_iter().map(|s| Some(Store::new(s))).collect(),
+            tables: Tables::default(),
+            budget,
+            spilled: SpillStats::default(),
+        }
+    }
+
+    /// Bytes of events and tables held in memory.
+    pub fn memory(&self) -> u64 {
+        let events: usize = self
+            .stores
+            .iter()
+            .flatten()
+            .map(|s| s.events.capacity() * std::mem::size_of::<Compact>())
+            .sum();
+        (events + self.tables.bytes()) as u64
+    }
+
+    /// What was spilled so far.
+    pub fn spilled(&self) -> SpillStats {
+        self.spilled
+    }
+
+    /// Adds one event of correlation `ci` (ignored once it was finished or
+    /// failed).
+    pub fn push(&mut self, ci: usize, e: Event) {
+        let Some(store) = self.stores.get(ci).and_then(Option::as_ref) else {
+            return;
+        };
+        if store.failed.is_some() {
+            return;
+        }
+        // Spill before a growth of the event array would pass the budget,
+        // and before ids could run out of 32 bits.
+        let len = store.events.len();
+        let growth = if len == store.events.capacity() {
+            quarter_growth(len, EVENTS_MIN, std::mem::size_of::<Compact>())
+        } else {
+            0
+        };
+        let ids = self.tables.groups.len().max(self.tables.values.len());
+        if self.memory().saturating_add(growth) > self.budget
+            || ids.max(len).max(self.tables.numbers.len()) >= (u32::MAX - 1) as usize
+        {
+            self.spill_all();
+        }
+        if let Some(store) = self.stores[ci].as_mut() {
+            store.push(&mut self.tables, e);
+        }
+        if self.memory() > self.budget {
+            self.spill_all();
+        }
+    }
+
+    /// Writes the events of every correlation as one run each and resets
+    /// the tables.
+    fn spill_all(&mut self) {
+        let before = self.spill_totals();
+        let rank = self.tables.group_ranks();
+        for s in self.stores.iter_mut().flatten() {
+            s.spill(&self.tables, &rank);
+        }
+        self.tables.clear();
+        if self.memory() > self.budget {
+            // Kept capacity alone passes the budget: free it.
+            for s in self.stores.iter_mut().flatten() {
+                s.events = Vec::new();
+            }
+            self.tables = Tables::default();
+        }
+        let after = self.spill_totals();
+        self.spilled.runs += after.runs.saturating_sub(before.runs);
+        self.spilled.bytes += after.bytes.saturating_sub(before.bytes);
+    }
+
+    fn spill_totals(&self) -> SpillStats {
+        let mut t = SpillStats::default();
+        for sp in self
+            .stores
+            .iter()
+            .flatten()
+            .filter_map(|s| s.spill.as_ref())
+        {
+            t.runs += sp.runs() as u64;
+            t.bytes += sp.bytes();
+        }
+        t
+    }
+
+    /// The I/O error that stopped correlation `ci`, if any.
+    pub fn failure(&self, ci: usize) -> Option<&Failure> {
+        self.stores
+            .get(ci)
+            .and_then(Option::as_ref)
+            .and_then(|s| s.failed.as_ref())
+    }
+
+    /// Evaluates correlation `ci` over all its events and frees them. Its
+    /// later pushes are ignored.
+    pub fn finish(&mut self, ci: usize) -> Result<Vec<Alert>, Failure> {
+        let Some(mut store) = self.stores.get_mut(ci).and_then(Option::take) else {
+            return Ok(Vec::new());
+        };
+        if let Some(sp) = &store.spill {
+            // The final run, counted here.
+            let before = (sp.runs() as u64, sp.bytes());
+            if !store.events.is_empty() {
+                store.spill(&self.tables, &self.tables.group_ranks());
+            }
+            if let Some(sp) = &store.spill {
+                self.spilled.runs += (sp.runs() as u64).saturating_sub(before.0);
+                self.spilled.bytes += sp.bytes().saturating_sub(before.1);
+            }
+        }
+        // Read buffers of the merge: a quarter of the budget at most (but
+        // at least 4 KiB per run).
+        store.finish(&self.tables, (self.budget / 4).min(64 << 20))
+    }
 }
 
 fn cmp_alerts(a: &Alert, b: &Alert) -> Ordering {
@@ -242,13 +897,271 @@ fn numeric(value: Option<&str>) -> Option<f64> {
         .filter(|v| v.is_finite())
 }
 
-/// Records of `events`, each once, in order.
-fn unique_records<'a>(events: impl Iterator<Item = &'a Event>) -> Vec<RecordRef> {
+/// Records, each once, in order.
+fn unique_records(records: impl Iterator<Item = RecordRef>) -> Vec<RecordRef> {
     let mut seen = HashSet::new();
-    events
-        .map(|e| e.record)
-        .filter(|r| seen.insert(*r))
-        .collect()
+    records.filter(|r| seen.insert(*r)).collect()
+}
+
+/// One window event as evaluation needs it. `K` identifies a value_count
+/// value (an interned id in memory, the text when merging spilled runs).
+struct Item<K> {
+    time_ms: i64,
+    tiebreak: u64,
+    input: u32,
+    pos: RecordRef,
+    /// value_count: the value; None = no value.
+    key: Option<K>,
+    /// value_sum / value_avg: the number; None = no number.
+    number: Option<f64>,
+}
+
+/// What every group of one correlation is evaluated with.
+struct Params<'a> {
+    kind: CorrelationType,
+    span: i64,
+    stages: usize,
+    ops: &'a [(CmpOp, f64)],
+}
+
+/// The evaluation of one group at a time: items arrive in group order
+/// (time, tiebreak, input, record, value); only the open window (or, for
+/// temporal_ordered, the best chains and the current step) is kept, so
+/// memory does not grow with the group.
+enum GroupEval<K> {
+    Windowed(Box<Windowed<K>>),
+    Ordered(Ordered),
+}
+
+impl<K: std::hash::Hash + Eq + Clone> GroupEval<K> {
+    fn new(p: &Params<'_>) -> Self {
+        if p.kind == CorrelationType::TemporalOrdered {
+            GroupEval::Ordered(Ordered {
+                best: vec![None; p.stages],
+                step: Vec::new(),
+            })
+        } else {
+            GroupEval::Windowed(Box::new(Windowed {
+                window: VecDeque::new(),
+                agg: Window::new(p.kind),
+                block: None,
+                block_records: HashSet::new(),
+            }))
+        }
+    }
+
+    /// The next item of the group `group` (encoded tuple).
+    fn push(&mut self, p: &Params<'_>, group: &[u8], item: Item<K>, out: &mut Vec<Alert>) {
+        match self {
+            GroupEval::Windowed(w) => w.push(p, group, item, out),
+            GroupEval::Ordered(o) => {
+                if o.step
+                    .first()
+                    .is_some_and(|s| (s.time_ms, s.tiebreak) != (item.time_ms, item.tiebreak))
+                {
+                    o.step_done(p, group, out);
+                }
+                o.step.push(Link {
+                    time_ms: item.time_ms,
+                    tiebreak: item.tiebreak,
+                    input: item.input,
+                    pos: item.pos,
+                });
+            }
+        }
+    }
+
+    /// The group ended; resets for the next one.
+    fn end(&mut self, p: &Params<'_>, group: &[u8], out: &mut Vec<Alert>) {
+        match self {
+            GroupEval::Windowed(w) => {
+                w.window.clear();
+                w.agg.clear();
+                w.block = None;
+                w.block_records = HashSet::new();
+            }
+            GroupEval::Ordered(o) => {
+                if !o.step.is_empty() {
+                    o.step_done(p, group, out);
+                }
+                o.best.iter_mut().for_each(|c| *c = None);
+            }
+        }
+    }
+}
+
+/// event_count, value_count, value_sum, value_avg, temporal.
+struct Windowed<K> {
+    window: VecDeque<Item<K>>,
+    agg: Window<K>,
+    /// (time, tiebreak) of the current block of tied items, and the records
+    /// seen in it: one record counts once (except for temporal), and its
+    /// repeats are always in the same block.
+    block: Option<(i64, u64)>,
+    block_records: HashSet<RecordRef>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Windowed<K> {
+    fn push(&mut self, p: &Params<'_>, group: &[u8], item: Item<K>, out: &mut Vec<Alert>) {
+        if p.kind != CorrelationType::Temporal {
+            let block = (item.time_ms, item.tiebreak);
+            if self.block != Some(block) {
+                self.block = Some(block);
+                if self.block_records.capacity() > 64 {
+                    self.block_records = HashSet::new();
+                } else {
+                    self.block_records.clear();
+                }
+            }
+            if !self.block_records.insert(item.pos) {
+                return;
+            }
+        }
+        let now = item.time_ms;
+        self.agg.push(&item);
+        self.window.push_back(item);
+        while let Some(first) = self.window.front() {
+            if !too_far(first.time_ms, now, p.span) {
+                break;
+            }
+            self.agg.pop(first);
+            self.window.pop_front();
+        }
+        let Some(value) = self.agg.value() else {
+            return;
+        };
+        if holds(p.ops, value) {
+            out.push(Alert {
+                group: decode_group(group),
+                start_ms: self.window.front().map_or(now, |e| e.time_ms),
+                end_ms: now,
+                value,
+                records: unique_records(self.window.iter().map(|e| e.pos)),
+            });
+            // Re-arm: only events strictly after the alerting one.
+            self.window.clear();
+            self.agg.clear();
+        }
+    }
+}
+
+/// An event in a temporal_ordered chain or step.
+#[derive(Clone, Copy)]
+struct Link {
+    time_ms: i64,
+    tiebreak: u64,
+    input: u32,
+    pos: RecordRef,
+}
+
+/// A partial temporal_ordered chain: the events filling stages 0..=s.
+#[derive(Clone)]
+struct Chain {
+    items: Vec<Link>,
+}
+
+impl Chain {
+    /// The first event's place in group order.
+    fn start(&self) -> (i64, u64, u32, RecordRef) {
+        let f = &self.items[0];
+        (f.time_ms, f.tiebreak, f.input, f.pos)
+    }
+}
+
+/// temporal_ordered.
+struct Ordered {
+    /// best[s]: among chains filling stages 0..=s from earlier steps, the
+    /// one with the latest start (the best for any later completion).
+    best: Vec<Option<Chain>>,
+    /// The events of the current step (tied on time and tiebreak).
+    step: Vec<Link>,
+}
+
+impl Ordered {
+    fn step_done(&mut self, p: &Params<'_>, group: &[u8], out: &mut Vec<Alert>) {
+        let (span, stages) = (p.span, p.stages);
+        let step = std::mem::take(&mut self.step);
+        let Some(first) = step.first() else {
+            return;
+        };
+        let now = (first.time_ms, first.tiebreak);
+        let fresh = |c: &Chain| !too_far(c.items[0].time_ms, now.0, span);
+
+        // One occurrence per record in this step, with the stages it can fill.
+        let mut occurrences: Vec<(RecordRef, usize, Vec<usize>)> = Vec::new();
+        for (k, e) in step.iter().enumerate() {
+            if e.input as usize >= stages {
+                continue;
+            }
+            match occurrences.iter_mut().find(|o| o.0 == e.pos) {
+                Some(o) => o.2.push(e.input as usize),
+                None => occurrences.push((e.pos, k, vec![e.input as usize])),
+            }
+        }
+        // Every update reads only the state before this step, so nothing in
+        // the step chains onto itself (strict order), and stages are visited
+        // last to first so one record cannot fill two stages of a chain.
+        let mut updates: Vec<(usize, Chain)> = Vec::new();
+        for (_, index, inputs) in &mut occurrences {
+            inputs.sort_unstable();
+            inputs.dedup();
+            for &s in inputs.iter().rev() {
+                let chain = if s == 0 {
+                    Chain {
+                        items: vec![step[*index]],
+                    }
+                } else {
+                    match &self.best[s - 1] {
+                        Some(prev) if fresh(prev) => {
+                            let mut items = prev.items.clone();
+                            items.push(step[*index]);
+                            Chain { items }
+                        }
+                        _ => continue,
+                    }
+                };
+                updates.push((s, chain));
+            }
+        }
+        for (s, chain) in updates {
+            let better = match &self.best[s] {
+                None => true,
+                Some(old) => chain.start() > old.start(),
+            };
+            if better {
+                self.best[s] = Some(chain);
+            }
+        }
+
+        // Fresh stages form a prefix: a fresh chain for s has a fresh prefix
+        // for s - 1, and best[s - 1] starts no earlier.
+        let done = self
+            .best
+            .iter()
+            .take_while(|c| c.as_ref().is_some_and(fresh))
+            .count();
+        if holds(p.ops, done as f64) {
+            let (start_ms, records) = match done.checked_sub(1).and_then(|s| self.best[s].as_ref())
+            {
+                Some(chain) => (
+                    chain.items[0].time_ms,
+                    unique_records(chain.items.iter().map(|l| l.pos)),
+                ),
+                None => (now.0, unique_records(step.iter().map(|l| l.pos))),
+            };
+            out.push(Alert {
+                group: decode_group(group),
+                start_ms,
+                end_ms: now.0,
+                value: done as f64,
+                records,
+            });
+            // Re-arm: only events after this step.
+            self.best.iter_mut().for_each(|c| *c = None);
+        }
+        self.step = step;
+        self.step.clear();
+    }
 }
 
 /// A FIFO of (sum, count) pairs whose total is kept without ever
@@ -294,16 +1207,16 @@ impl SumQueue {
     }
 }
 
-/// The incremental state of one window for the non-ordered types.
-struct Window<'a> {
+/// The incremental aggregate of one window for the non-ordered types.
+struct Window<K> {
     kind: CorrelationType,
     len: usize,
-    distinct: HashMap<&'a str, usize>,
+    distinct: HashMap<K, usize>,
     sums: SumQueue,
-    rules: HashMap<usize, usize>,
+    rules: HashMap<u32, usize>,
 }
 
-impl<'a> Window<'a> {
+impl<K: std::hash::Hash + Eq + Clone> Window<K> {
     fn new(kind: CorrelationType) -> Self {
         Window {
             kind,
@@ -314,32 +1227,35 @@ impl<'a> Window<'a> {
         }
     }
 
-    fn push(&mut self, e: &'a Event) {
+    fn push(&mut self, e: &Item<K>) {
         self.len += 1;
         match self.kind {
             CorrelationType::ValueCount => {
-                if let Some(v) = e.value.as_deref() {
-                    *self.distinct.entry(v).or_insert(0) += 1;
+                if let Some(k) = &e.key {
+                    match self.distinct.get_mut(k) {
+                        Some(n) => *n += 1,
+                        None => {
+                            self.distinct.insert(k.clone(), 1);
+                        }
+                    }
                 }
             }
-            CorrelationType::ValueSum | CorrelationType::ValueAvg => {
-                self.sums.push(numeric(e.value.as_deref()));
-            }
+            CorrelationType::ValueSum | CorrelationType::ValueAvg => self.sums.push(e.number),
             CorrelationType::Temporal => *self.rules.entry(e.input).or_insert(0) += 1,
             _ => {}
         }
     }
 
-    fn pop(&mut self, e: &'a Event) {
+    fn pop(&mut self, e: &Item<K>) {
         self.len -= 1;
         match self.kind {
             CorrelationType::ValueCount => {
-                if let Some(v) = e.value.as_deref() {
-                    decrement(&mut self.distinct, v);
+                if let Some(k) = &e.key {
+                    decrement(&mut self.distinct, k);
                 }
             }
             CorrelationType::ValueSum | CorrelationType::ValueAvg => self.sums.pop(),
-            CorrelationType::Temporal => decrement(&mut self.rules, e.input),
+            CorrelationType::Temporal => decrement(&mut self.rules, &e.input),
             _ => {}
         }
     }
@@ -367,160 +1283,11 @@ impl<'a> Window<'a> {
     }
 }
 
-fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: K) {
-    if let Some(n) = map.get_mut(&key) {
+fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
+    if let Some(n) = map.get_mut(key) {
         *n -= 1;
         if *n == 0 {
-            map.remove(&key);
-        }
-    }
-}
-
-/// event_count, value_count, value_sum, value_avg, temporal over one group
-/// (sorted).
-fn windowed(
-    kind: CorrelationType,
-    span: i64,
-    ops: &[(CmpOp, f64)],
-    group: &[Event],
-    out: &mut Vec<Alert>,
-) {
-    let events: Vec<&Event> = if kind == CorrelationType::Temporal {
-        group.iter().collect()
-    } else {
-        let mut seen = HashSet::new();
-        group
-            .iter()
-            .filter(|e| seen.insert((e.record, e.time_ms, e.tiebreak)))
-            .collect()
-    };
-    let mut window = Window::new(kind);
-    let mut lo = 0;
-    for (j, &current) in events.iter().enumerate() {
-        window.push(current);
-        while too_far(events[lo].time_ms, current.time_ms, span) {
-            window.pop(events[lo]);
-            lo += 1;
-        }
-        let Some(value) = window.value() else {
-            continue;
-        };
-        if holds(ops, value) {
-            let members = &events[lo..=j];
-            out.push(Alert {
-                group: current.group.clone(),
-                start_ms: members[0].time_ms,
-                end_ms: current.time_ms,
-                value,
-                records: unique_records(members.iter().copied()),
-            });
-            // Re-arm: only events strictly after the alerting one.
-            window.clear();
-            lo = j + 1;
-        }
-    }
-}
-
-/// A partial temporal_ordered chain: indexes (into the group) of the events
-/// filling stages 0..=s.
-#[derive(Clone)]
-struct Chain {
-    items: Vec<usize>,
-}
-
-impl Chain {
-    fn start(&self, group: &[Event]) -> (i64, u64, usize) {
-        let first = self.items[0];
-        (group[first].time_ms, group[first].tiebreak, first)
-    }
-}
-
-/// temporal_ordered over one group (sorted).
-fn ordered(span: i64, stages: usize, ops: &[(CmpOp, f64)], group: &[Event], out: &mut Vec<Alert>) {
-    // best[s]: among chains filling stages 0..=s from earlier steps, the one
-    // with the latest start (the best for any later completion).
-    let mut best: Vec<Option<Chain>> = vec![None; stages];
-    let mut i = 0;
-    while i < group.len() {
-        let now = (group[i].time_ms, group[i].tiebreak);
-        let mut end = i;
-        while end < group.len() && (group[end].time_ms, group[end].tiebreak) == now {
-            end += 1;
-        }
-        let step = i..end;
-        i = end;
-        let fresh = |c: &Chain| !too_far(group[c.items[0]].time_ms, now.0, span);
-
-        // One occurrence per record in this step, with the stages it can fill.
-        let mut occurrences: Vec<(RecordRef, usize, Vec<usize>)> = Vec::new();
-        for k in step.clone() {
-            let e = &group[k];
-            if e.input >= stages {
-                continue;
-            }
-            match occurrences.iter_mut().find(|o| o.0 == e.record) {
-                Some(o) => o.2.push(e.input),
-                None => occurrences.push((e.record, k, vec![e.input])),
-            }
-        }
-        // Every update reads only the state before this step, so nothing in
-        // the step chains onto itself (strict order), and stages are visited
-        // last to first so one record cannot fill two stages of a chain.
-        let mut updates: Vec<(usize, Chain)> = Vec::new();
-        for (_, index, inputs) in &mut occurrences {
-            inputs.sort_unstable();
-            inputs.dedup();
-            for &s in inputs.iter().rev() {
-                let chain = if s == 0 {
-                    Chain {
-                        items: vec![*index],
-                    }
-                } else {
-                    match &best[s - 1] {
-                        Some(prev) if fresh(prev) => {
-                            let mut items = prev.items.clone();
-                            items.push(*index);
-                            Chain { items }
-                        }
-                        _ => continue,
-                    }
-                };
-                updates.push((s, chain));
-            }
-        }
-        for (s, chain) in updates {
-            let better = match &best[s] {
-                None => true,
-                Some(old) => chain.start(group) > old.start(group),
-            };
-            if better {
-                best[s] = Some(chain);
-            }
-        }
-
-        // Fresh stages form a prefix: a fresh chain for s has a fresh prefix
-        // for s - 1, and best[s - 1] starts no earlier.
-        let done = best
-            .iter()
-            .take_while(|c| c.as_ref().is_some_and(fresh))
-            .count();
-        if holds(ops, done as f64) {
-            let (start_ms, records) = match done.checked_sub(1).and_then(|s| best[s].as_ref()) {
-                Some(chain) => (
-                    group[chain.items[0]].time_ms,
-                    unique_records(chain.items.iter().map(|&k| &group[k])),
-                ),
-                None => (now.0, unique_records(group[step].iter())),
-            };
-            out.push(Alert {
-                group: group[end - 1].group.clone(),
-                start_ms,
-                end_ms: now.0,
-                value: done as f64,
-                records,
-            });
-            // Re-arm: only events after this step.
-            best.iter_mut().for_each(|c| *c = None);
+            map.remove(key);
         }
     }
 }
@@ -564,6 +1331,16 @@ mod tests {
             ops: ops.to_vec(),
             inputs,
         }
+    }
+
+    fn cmp_events(a: &Event, b: &Event) -> Ordering {
+        a.group
+            .cmp(&b.group)
+            .then(a.time_ms.cmp(&b.time_ms))
+            .then(a.tiebreak.cmp(&b.tiebreak))
+            .then(a.input.cmp(&b.input))
+            .then(a.record.cmp(&b.record))
+            .then_with(|| a.value.cmp(&b.value))
     }
 
     fn burst(spec_: &CorrelationSpec, events: Vec<Event>) -> Vec<Alert> {
@@ -950,6 +1727,144 @@ mod tests {
         assert_eq!(alerts[0].start_ms, HOUR_MARK);
     }
 
+    #[test]
+    fn interner_numbers_texts_once() {
+        let mut i = Interner::default();
+        let texts: Vec<Vec<u8>> = (0..5_000u32)
+            .map(|n| format!("arn:aws:sts::1:assumed-role/r/{}", n % 3_000).into_bytes())
+            .chain([Vec::new(), b"\xff\x00".to_vec()])
+            .collect();
+        let ids: Vec<u32> = texts.iter().map(|t| i.intern(t)).collect();
+        assert_eq!(i.len(), 3_002);
+        for (t, &id) in texts.iter().zip(&ids) {
+            assert_eq!(i.get(id), &t[..]);
+            assert_eq!(i.intern(t), id);
+        }
+        assert_eq!(ids[3_000], 0, "the 3000th is the first again");
+        assert!(i.bytes() < 3_002 * (40 + 24), "{} bytes", i.bytes());
+    }
+
+    #[test]
+    fn a_kept_event_is_40_bytes() {
+        assert_eq!(std::mem::size_of::<Compact>(), 40);
+    }
+
+    #[test]
+    fn group_tuples_and_wide_positions_survive_interning_and_spilling() {
+        let s = spec(CorrelationType::EventCount, MIN, &[(CmpOp::Gte, 2.0)], 1);
+        let huge = RecordRef {
+            source: 7,
+            record: u64::from(u32::MAX) + 5,
+            line: u64::MAX,
+        };
+        let mut events = Vec::new();
+        for (n, group) in [
+            vec!["a\u{1f}b".to_string()],
+            vec!["a".to_string(), "b".to_string()],
+            vec![String::new(), "ab".to_string()],
+            vec!["é".to_string(), String::new()],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for k in 0..2u64 {
+                let mut e = ev(n as u64 * 10 + k, HOUR_MARK + k as i64, "x", 0, None);
+                e.group = group.clone();
+                if k == 1 {
+                    e.record = RecordRef { source: n, ..huge };
+                }
+                events.push(e);
+            }
+        }
+        let alerts = burst(&s, events.clone());
+        assert_eq!(alerts.len(), 4, "four groups, none merged");
+        let groups: HashSet<Vec<String>> = alerts.iter().map(|a| a.group.clone()).collect();
+        assert!(groups.contains(&vec!["a".to_string(), "b".to_string()]));
+        assert!(groups.contains(&vec!["é".to_string(), String::new()]));
+        assert!(alerts
+            .iter()
+            .all(|a| a.records[1].record == huge.record && a.records[1].line == u64::MAX));
+        let mut c = Collector::new(vec![s], 0);
+        for e in events {
+            c.push(0, e);
+        }
+        assert_eq!(c.finish(0).unwrap(), alerts);
+    }
+
+    #[test]
+    fn thousands_of_spills_are_merged_in_levels() {
+        // No group-by: one group of 3,000 events, one run per event.
+        let s = spec(CorrelationType::ValueCount, MIN, &[(CmpOp::Gte, 5.0)], 1);
+        let mut events: Vec<Event> = (0..3_000u64)
+            .map(|n| {
+                let mut e = ev(n, HOUR_MARK + (n as i64 * 7_919) % (30 * MIN), "", 0, None);
+                e.group = Vec::new();
+                e.value = Some((n % 11).to_string());
+                e
+            })
+            .collect();
+        let expected = burst(&s, events.clone());
+        assert!(expected.len() > 10);
+        XorShift(11).shuffle(&mut events);
+        let mut c = Collector::new(vec![s], 0);
+        for e in events {
+            c.push(0, e);
+        }
+        assert_eq!(c.spilled().runs, 3_000);
+        let pending = c.stores[0]
+            .as_ref()
+            .and_then(|st| st.spill.as_ref())
+            .map_or(0, |sp| sp.pending_runs());
+        // 3,000 = 11 * 256 + 11 * 16 + 8: at most 15 runs per level.
+        assert_eq!(pending, 11 + 11 + 8, "runs left to merge");
+        assert_eq!(c.finish(0).unwrap(), expected);
+    }
+
+    #[test]
+    fn one_budget_is_shared_by_correlations() {
+        let count = spec(
+            CorrelationType::EventCount,
+            5 * MIN,
+            &[(CmpOp::Gte, 20.0)],
+            1,
+        );
+        let distinct = spec(
+            CorrelationType::ValueCount,
+            5 * MIN,
+            &[(CmpOp::Gte, 3.0)],
+            1,
+        );
+        let events: Vec<Event> = (0..2_000u64)
+            .map(|n| {
+                let user = ["alice", "bob", "carol", "dave"][(n % 4) as usize];
+                let value = (n % 7).to_string();
+                ev(
+                    n,
+                    HOUR_MARK + (n as i64 * 7_919) % (60 * MIN),
+                    user,
+                    0,
+                    Some(&value),
+                )
+            })
+            .collect();
+        let expected = [
+            burst(&count, events.clone()),
+            burst(&distinct, events.clone()),
+        ];
+        assert!(!expected[0].is_empty() && !expected[1].is_empty());
+        let budget = 16 << 10;
+        let mut c = Collector::new(vec![count, distinct], budget);
+        for e in events {
+            c.push(0, e.clone());
+            c.push(1, e);
+            assert!(c.memory() <= budget, "{} over {budget}", c.memory());
+        }
+        assert!(c.spilled().runs >= 4);
+        assert_eq!(c.finish(0).unwrap(), expected[0]);
+        assert_eq!(c.finish(1).unwrap(), expected[1]);
+        assert!(c.failure(0).is_none());
+    }
+
     /// Naive reference for the windowed types: recompute each window.
     fn reference(s: &CorrelationSpec, events: &[Event]) -> Vec<Alert> {
         let mut sorted = events.to_vec();
@@ -993,7 +1908,13 @@ mod tests {
                         start_ms: w[0].time_ms,
                         end_ms: group[j].time_ms,
                         value,
-                        records: unique_records(w.iter().copied()),
+                        records: {
+                            let mut seen = HashSet::new();
+                            w.iter()
+                                .map(|e| e.record)
+                                .filter(|r| seen.insert(*r))
+                                .collect()
+                        },
                     });
                     armed_from = j + 1;
                 }
@@ -1128,6 +2049,24 @@ mod tests {
                 alerts,
                 "round {round} reversed"
             );
+            // Spilling (a tiny budget: runs of one event or a few) must not
+            // change anything either.
+            for budget in [0, 400] {
+                let mut c = Collector::new(vec![s.clone()], budget);
+                let mut shuffled = events.clone();
+                rng.shuffle(&mut shuffled);
+                for e in shuffled {
+                    c.push(0, e);
+                }
+                let alerts_spilled = c.finish(0).unwrap();
+                if budget == 0 && events.len() > 1 {
+                    assert!(
+                        c.spilled().runs > 1,
+                        "round {round}: budget {budget} spills"
+                    );
+                }
+                assert_eq!(alerts_spilled, alerts, "round {round} spilled at {budget}");
+            }
             if kind == CorrelationType::TemporalOrdered {
                 let summary: Vec<_> = alerts
                     .iter()
