@@ -7,20 +7,24 @@
 //! are spilled as sorted runs to a temporary file and merged at the end, so
 //! memory does not grow with the input (docs/correlations.md).
 
+use std::borrow::Cow;
+
 use sigil_compiler::ir::{CorrelationInput, CorrelationIr};
 use sigil_runtime::correlate::{
     Alert, Collector, CorrelationSpec, Event, Failure, RecordRef, SpillStats,
 };
-use sigil_runtime::json::{escape_json, Projection};
+use sigil_runtime::json::escape_json;
 use sigil_runtime::text::parse_time_ms;
-use sigil_runtime::Program;
+use sigil_runtime::{Matcher, Program};
 
 /// What to extract from a record that matched a base rule, per correlation input.
 pub struct Feed {
     pub correlation: usize,
     pub input: usize,
-    /// eventTime, eventID, then the group fields, then the value fields.
-    projection: Projection,
+    /// Ids of the paths the matcher extracts for this feed
+    /// ([`Program::read_also`]): eventTime, eventID, then the group fields,
+    /// then the value fields.
+    paths: Vec<usize>,
     groups: usize,
     values: usize,
 }
@@ -40,7 +44,9 @@ pub struct Dropped {
 }
 
 impl Plan {
-    pub fn new(correlations: &[CorrelationIr], program: &Program) -> Plan {
+    /// The feeds of `correlations`; their fields are added to what
+    /// `program` extracts, so a matched record is parsed once.
+    pub fn new(correlations: &[CorrelationIr], program: &mut Program) -> Plan {
         let mut by_rule: Vec<Vec<Feed>> = (0..program.rule_count()).map(|_| Vec::new()).collect();
         for (ci, c) in correlations.iter().enumerate() {
             for (k, input) in c.inputs.iter().enumerate() {
@@ -60,7 +66,7 @@ impl Plan {
                 by_rule[p].push(Feed {
                     correlation: ci,
                     input: k,
-                    projection: Projection::new(&paths),
+                    paths: paths.iter().map(|p| program.read_also(p)).collect(),
                     groups: c.group_fields.len(),
                     values: c.value_fields.len(),
                 });
@@ -129,8 +135,20 @@ pub fn collector(plan: &Plan, memory: u64) -> Collector {
 }
 
 /// Builds the window event for one base-rule match, or counts why not.
-pub fn event(feed: &Feed, record: &[u8], at: RecordRef, dropped: &mut Dropped) -> Option<Event> {
-    let texts = feed.projection.texts(record);
+/// `matcher` has just reported the feed's rule for `record`, so the record's
+/// fields are already extracted.
+pub fn event(
+    feed: &Feed,
+    matcher: &Matcher<'_>,
+    record: &[u8],
+    at: RecordRef,
+    dropped: &mut Dropped,
+) -> Option<Event> {
+    let texts: Vec<Option<String>> = feed
+        .paths
+        .iter()
+        .map(|&id| matcher.first_text(record, id).map(Cow::into_owned))
+        .collect();
     let time_ms = match texts
         .first()
         .cloned()

@@ -538,9 +538,9 @@ pub fn run(paths: &[PathBuf], config: &Config) -> Report {
     load_files.dedup();
     let catalog = Catalog::load(&load_files, config);
     let (ir, ir_diags) = ir::from_catalog(&catalog);
-    let (program, problems) = Program::build(&ir, &InputLogSource::default());
+    let (mut program, problems) = Program::build(&ir, &InputLogSource::default());
+    let plan = crate::correlation::Plan::new(&ir.correlations, &mut program);
     let mut matcher = program.matcher();
-    let plan = crate::correlation::Plan::new(&ir.correlations, &program);
 
     // Program index by origin (`file` or `file#N`).
     let mut by_origin: BTreeMap<String, usize> = BTreeMap::new();
@@ -751,7 +751,9 @@ fn correlation_alerts(
                     record: i as u64,
                     line: i as u64 + 1,
                 };
-                if let Some(e) = crate::correlation::event(feed, &case.record, at, &mut dropped) {
+                if let Some(e) =
+                    crate::correlation::event(feed, matcher, &case.record, at, &mut dropped)
+                {
                     events.push(feed.correlation, e);
                 }
             }

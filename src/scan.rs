@@ -15,7 +15,7 @@ use sigil_runtime::input::{
     self, rescan_line, Batch, Damage, InputSource, RecordReader, RecordSpan,
 };
 use sigil_runtime::json::{escape_json, JsonError, Projection};
-use sigil_runtime::{InputLogSource, Program};
+use sigil_runtime::{InputLogSource, Matcher, Program};
 
 use sigil::correlation;
 
@@ -255,7 +255,7 @@ pub fn run(opts: ScanOptions) -> u8 {
             rule_errors.len()
         );
     }
-    let (program, problems) = Program::build(&ir, &input_ls);
+    let (mut program, problems) = Program::build(&ir, &input_ls);
     for p in &problems {
         eprintln!(
             "error: rule `{}` ({}) cannot run: {}",
@@ -301,7 +301,7 @@ pub fn run(opts: ScanOptions) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let plan = correlation::Plan::new(&ir.correlations, &program);
+    let plan = correlation::Plan::new(&ir.correlations, &mut program);
     let rule_json: Vec<String> = (0..program.rule_count())
         .map(|i| {
             let info = program.info(i);
@@ -675,7 +675,7 @@ fn process_batch(si: usize, batch: Batch, shared: &Shared<'_>) -> (Vec<u8>, Stat
             matcher.matches_unchecked(bytes, &mut hits)
         };
         match verdict {
-            Ok(()) => emit.record(rec, bytes, &hits),
+            Ok(()) => emit.record(rec, bytes, &hits, &matcher),
             Err(_) if !rec.checked => {
                 // Not one valid object: read the line as the strict reader
                 // would, for its exact damage and any records it holds.
@@ -687,7 +687,7 @@ fn process_batch(si: usize, batch: Batch, shared: &Shared<'_>) -> (Vec<u8>, Stat
                         continue;
                     };
                     match matcher.matches(bytes, &mut hits) {
-                        Ok(()) => emit.record(sub, bytes, &hits),
+                        Ok(()) => emit.record(sub, bytes, &hits, &matcher),
                         Err(e) => damage.push(emit.invalid(sub, e)),
                     }
                 }
@@ -753,7 +753,7 @@ impl Emit<'_, '_> {
     }
 
     /// A record read: its detections, and the events it feeds to correlations.
-    fn record(&mut self, rec: &RecordSpan, bytes: &[u8], hits: &[usize]) {
+    fn record(&mut self, rec: &RecordSpan, bytes: &[u8], hits: &[usize], matcher: &Matcher<'_>) {
         let shared = self.shared;
         let program = shared.program;
         let stats = &mut *self.stats;
@@ -766,7 +766,7 @@ impl Emit<'_, '_> {
                     record: rec.index,
                     line: rec.line,
                 };
-                if let Some(e) = correlation::event(feed, bytes, at, &mut stats.dropped) {
+                if let Some(e) = correlation::event(feed, matcher, bytes, at, &mut stats.dropped) {
                     stats.events.push((feed.correlation, e));
                 }
             }
