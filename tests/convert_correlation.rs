@@ -58,7 +58,7 @@ fn event_count_exports_fire_for_the_same_groups_as_the_matcher() {
         .expect("SPL for event_count");
     assert!(
         query.contains(
-            "streamstats time_window=600s count as event_count by userIdentity.accessKeyId"
+            "streamstats time_window=600s count as event_count min(_time) as window_start by userIdentity.accessKeyId"
         ),
         "{query}"
     );
@@ -122,7 +122,12 @@ fn event_count_exports_fire_for_the_same_groups_as_the_matcher() {
         backend::convert_correlation(corr, &program, Target::Athena, &Mapping::default())
             .expect("SQL for event_count");
     let sql = dir.join("q.sql");
-    std::fs::write(&sql, &sql_query).expect("sql");
+    // Only the ids: the window's timestamps need pytz to reach Python.
+    std::fs::write(
+        &sql,
+        format!("SELECT eventid FROM (\n{sql_query}\n) sigil_q"),
+    )
+    .expect("sql");
     let athena = Command::new(&python)
         .arg(root.join("../shared/oracle/athena_check.py"))
         .arg(&sql)
@@ -164,4 +169,471 @@ fn event_count_exports_fire_for_the_same_groups_as_the_matcher() {
     assert_eq!(matcher, expected, "matcher");
     assert_eq!(spl_groups, expected, "exported SPL: {query}");
     assert_eq!(athena_groups, expected, "exported SQL: {sql_query}");
+}
+
+// ---------------------------------------------------------------------------
+// A generic differential harness: rules written to a directory, synthetic
+// records, and for each of `sigil scan`, the exported SPL and the exported
+// SQL the first window of every group that fires: group value →
+// (window start, window end) as `HH:MM:SS`. The matcher reports one alert per
+// burst and the exports one row per window end that meets the condition, so
+// the first alert of a group is compared with the group's earliest row.
+
+use std::collections::BTreeMap;
+
+type Fired = BTreeMap<String, (String, String)>;
+
+const TEMPLATE_DAY: &str = "2026-11-21";
+
+/// One record at 04:00:00 + `secs`; `key` is the access key (the group),
+/// `agent` the userAgent, `error` the errorCode.
+fn rec(
+    key: Option<&str>,
+    name: &str,
+    secs: u64,
+    id: &str,
+    agent: Option<&str>,
+    error: Option<&str>,
+) -> String {
+    let t = 4 * 3600 + secs;
+    let mut ui = serde_json::json!({
+        "type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/u",
+        "accountId": "111122223333", "userName": "u",
+    });
+    if let Some(k) = key {
+        ui["accessKeyId"] = k.into();
+    }
+    let mut v = serde_json::json!({
+        "eventVersion": "1.09", "userIdentity": ui,
+        "eventTime": format!("{TEMPLATE_DAY}T{:02}:{:02}:{:02}Z", t / 3600, t / 60 % 60, t % 60),
+        "eventSource": "iam.amazonaws.com", "eventName": name, "awsRegion": "us-east-1",
+        "sourceIPAddress": "203.0.113.77", "requestParameters": null, "responseElements": null,
+        "eventID": id, "eventType": "AwsApiCall", "recipientAccountId": "111122223333",
+    });
+    if let Some(a) = agent {
+        v["userAgent"] = a.into();
+    }
+    if let Some(e) = error {
+        v["errorCode"] = e.into();
+    }
+    v.to_string()
+}
+
+fn hms_of_epoch(secs: &str) -> String {
+    let s: f64 = secs.parse().unwrap_or_else(|_| panic!("epoch {secs}"));
+    let s = s as u64 % 86_400;
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// `…THH:MM:SS…` or `… HH:MM:SS…` → `HH:MM:SS`.
+fn hms(ts: &str) -> String {
+    ts.get(11..19)
+        .unwrap_or_else(|| panic!("time {ts}"))
+        .to_string()
+}
+
+fn keep_first(out: &mut Fired, group: String, start: String, end: String) {
+    let e = out.entry(group).or_insert((start.clone(), end.clone()));
+    if end < e.1 {
+        *e = (start, end);
+    }
+}
+
+struct Run {
+    matcher: Fired,
+    spl: Fired,
+    athena: Fired,
+    spl_query: String,
+    sql_query: String,
+}
+
+/// Runs the correlation titled `title` of the rules `texts` over `lines`
+/// three ways. `group` is the group-by name.
+fn differential(
+    python: &Path,
+    tag: &str,
+    texts: &[(&str, &str)],
+    title: &str,
+    group: &str,
+    lines: &[String],
+) -> Run {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("sigil-corr-{tag}-{}", std::process::id()));
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).expect("dir");
+    for (name, text) in texts {
+        std::fs::write(rules.join(name), text).expect("rule");
+    }
+    let events = dir.join("events.jsonl");
+    std::fs::write(&events, lines.join("\n") + "\n").expect("events");
+    let catalog = Catalog::load(std::slice::from_ref(&rules), &Config::default());
+    let (program, _) = ir::from_catalog(&catalog);
+    let corr = program
+        .correlations
+        .iter()
+        .find(|c| c.info.title == title)
+        .unwrap_or_else(|| panic!("correlation {title}"));
+    let spl_query =
+        backend::convert_correlation(corr, &program, Target::Splunk, &Mapping::default())
+            .unwrap_or_else(|e| panic!("SPL for {title}: {e:?}"));
+    let sql_query =
+        backend::convert_correlation(corr, &program, Target::Athena, &Mapping::default())
+            .unwrap_or_else(|e| panic!("SQL for {title}: {e:?}"));
+
+    let scan = Command::new(env!("CARGO_BIN_EXE_sigil"))
+        .args(["scan", "--format", "jsonl", "--rules"])
+        .arg(&rules)
+        .arg(&events)
+        .output()
+        .expect("sigil scan");
+    let mut matcher = Fired::new();
+    for l in String::from_utf8_lossy(&scan.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(l).expect("jsonl");
+        if v["rule"]["title"] != title {
+            continue;
+        }
+        let c = &v["correlation"];
+        let g = c["group"][group]
+            .as_str()
+            .unwrap_or_else(|| panic!("group in {v}"));
+        keep_first(
+            &mut matcher,
+            g.to_string(),
+            hms(c["window"]["start"].as_str().expect("start")),
+            hms(c["window"]["end"].as_str().expect("end")),
+        );
+    }
+
+    let spl = dir.join("q.spl");
+    std::fs::write(&spl, &spl_query).expect("query");
+    let out = Command::new(python)
+        .arg(root.join("../shared/spl-oracle/spl_eval.py"))
+        .arg(&spl)
+        .arg(&events)
+        .arg("--rows")
+        .output()
+        .expect("spl_eval");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "spl_eval output: {e}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let mut spl_fired = Fired::new();
+    for r in v["rows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no rows: {v}\n{spl_query}"))
+    {
+        let g = r[group].as_str().unwrap_or_else(|| panic!("group in {r}"));
+        keep_first(
+            &mut spl_fired,
+            g.to_string(),
+            hms_of_epoch(r["window_start"].as_str().expect("window_start")),
+            hms_of_epoch(r["_time"].as_str().expect("_time")),
+        );
+    }
+
+    let sql = dir.join("q.sql");
+    // The window's timestamps as text (a TIMESTAMPTZ needs pytz to reach
+    // Python); the query itself is unchanged inside.
+    let q = quoted_sql(group);
+    std::fs::write(
+        &sql,
+        format!("SELECT {q}, CAST(window_start AS VARCHAR) AS window_start, CAST(window_end AS VARCHAR) AS window_end\nFROM (\n{sql_query}\n) sigil_q"),
+    )
+    .expect("sql");
+    let athena = Command::new(python)
+        .arg(root.join("../shared/oracle/athena_check.py"))
+        .arg(&sql)
+        .arg(&events)
+        .output()
+        .expect("athena_check");
+    let a: serde_json::Value = serde_json::from_slice(&athena.stdout).unwrap_or_else(|e| {
+        panic!(
+            "athena_check output: {e}: {}",
+            String::from_utf8_lossy(&athena.stderr)
+        )
+    });
+    let r = &a["results"]["q.sql"];
+    assert_eq!(r["status"], "ok", "{r}\n{sql_query}");
+    let cols: Vec<&str> = r["columns"]
+        .as_array()
+        .unwrap_or_else(|| panic!("columns: {r}"))
+        .iter()
+        .map(|c| c.as_str().unwrap_or(""))
+        .collect();
+    let at = |n: &str| {
+        cols.iter()
+            .position(|c| *c == n)
+            .unwrap_or_else(|| panic!("column {n} in {cols:?}"))
+    };
+    let (gi, si, ei) = (at(group), at("window_start"), at("window_end"));
+    let mut athena_fired = Fired::new();
+    for row in r["rows"].as_array().expect("rows") {
+        keep_first(
+            &mut athena_fired,
+            row[gi].as_str().expect("group").to_string(),
+            hms(row[si].as_str().expect("start")),
+            hms(row[ei].as_str().expect("end")),
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Run {
+        matcher,
+        spl: spl_fired,
+        athena: athena_fired,
+        spl_query,
+        sql_query,
+    }
+}
+
+fn quoted_sql(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn shuffle(lines: &mut [String]) {
+    // Deterministic out-of-order input.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in (1..lines.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        lines.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+}
+
+fn expect(run: &Run, want: &[(&str, &str, &str)]) {
+    let want: Fired = want
+        .iter()
+        .map(|(g, s, e)| (g.to_string(), (s.to_string(), e.to_string())))
+        .collect();
+    assert_eq!(run.matcher, want, "matcher");
+    assert_eq!(run.spl, want, "exported SPL: {}", run.spl_query);
+    assert_eq!(run.athena, want, "exported SQL: {}", run.sql_query);
+}
+
+const DENIED: &str = "title: Denied\nname: t_denied\nstatus: test\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  sel: {errorCode: AccessDenied}\n  condition: sel\nlevel: low\n";
+const CREATE_USER: &str = "title: Create user\nname: t_create\nstatus: test\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  sel: {eventName: CreateUser}\n  condition: sel\nlevel: low\n";
+const CREATE_KEY: &str = "title: Create key\nname: t_key\nstatus: test\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  sel: {eventName: CreateAccessKey}\n  condition: sel\nlevel: low\n";
+
+const KEY: &str = "userIdentity.accessKeyId";
+
+#[test]
+fn value_count_exports_fire_for_the_same_groups_and_windows_as_the_matcher() {
+    let Some(python) = python() else {
+        return;
+    };
+    let corr = "title: Agents\nname: t_vc\nstatus: test\ncorrelation:\n  type: value_count\n  rules: [t_denied]\n  group-by: [userIdentity.accessKeyId]\n  timespan: 10m\n  condition: {gte: 3, field: userAgent}\nlevel: high\n";
+    let d = Some("AccessDenied");
+    let mut lines = Vec::new();
+    let mut n = 0;
+    let mut add = |key: Option<&str>, secs: u64, agent: Option<&str>, error: Option<&str>| {
+        n += 1;
+        lines.push(rec(
+            key,
+            "ListUsers",
+            secs,
+            &format!("id-{n}"),
+            agent,
+            error,
+        ));
+    };
+    // A: a, b, a, c inside 3 minutes: fires when c arrives.
+    for (t, a) in [(0, "a"), (60, "b"), (120, "a"), (180, "c")] {
+        add(Some("KA"), t, Some(a), d);
+    }
+    // B: a, b, c with a and c exactly 600 s apart, then b again: never 3.
+    for (t, a) in [(0, "a"), (300, "b"), (600, "c"), (610, "b")] {
+        add(Some("KB"), t, Some(a), d);
+    }
+    // C: threshold - 1: many events, two agents.
+    for t in 0..12 {
+        add(
+            Some("KC"),
+            900 + t * 10,
+            Some(["a", "b"][t as usize % 2]),
+            d,
+        );
+    }
+    // D: straddling 05:00:00.
+    for (t, a) in [(3540, "a"), (3580, "b"), (3620, "c")] {
+        add(Some("KD"), t, Some(a), d);
+    }
+    // E: missing values add nothing; a third agent on a record the base rule
+    // does not match adds nothing either.
+    add(Some("KE"), 0, Some("a"), d);
+    add(Some("KE"), 10, None, d);
+    add(Some("KE"), 20, Some("b"), d);
+    add(Some("KE"), 30, None, d);
+    add(Some("KE"), 40, Some("c"), None);
+    // F: three agents in the same second (tied times).
+    for a in ["a", "b", "c"] {
+        add(Some("KF"), 7200, Some(a), d);
+    }
+    // No access key: joins no group.
+    for (t, a) in [(0, "a"), (10, "b"), (20, "c")] {
+        add(None, t, Some(a), d);
+    }
+    shuffle(&mut lines);
+    let run = differential(
+        &python,
+        "vc",
+        &[("denied.yml", DENIED), ("vc.yml", corr)],
+        "Agents",
+        KEY,
+        &lines,
+    );
+    assert!(
+        run.sql_query.contains("count(DISTINCT w.sigil_value)"),
+        "{}",
+        run.sql_query
+    );
+    expect(
+        &run,
+        &[
+            ("KA", "04:00:00", "04:03:00"),
+            ("KD", "04:59:00", "05:00:20"),
+            ("KF", "06:00:00", "06:00:00"),
+        ],
+    );
+}
+
+#[test]
+fn temporal_exports_fire_for_the_same_groups_and_windows_as_the_matcher() {
+    let Some(python) = python() else {
+        return;
+    };
+    let corr = "title: Persistence\nname: t_tmp\nstatus: test\ncorrelation:\n  type: temporal\n  rules: [t_create, t_denied, t_key]\n  group-by: [userIdentity.accessKeyId]\n  timespan: 10m\nlevel: high\n";
+    let d = Some("AccessDenied");
+    let mut lines = Vec::new();
+    let mut n = 0;
+    let mut add = |key: Option<&str>, name: &str, secs: u64, error: Option<&str>| {
+        n += 1;
+        lines.push(rec(key, name, secs, &format!("id-{n}"), Some("cli"), error));
+    };
+    // A: the three rules in reverse order.
+    add(Some("KA"), "CreateAccessKey", 0, None);
+    add(Some("KA"), "ListUsers", 100, d);
+    add(Some("KA"), "CreateUser", 200, None);
+    // B: first and last exactly 600 s apart.
+    add(Some("KB"), "CreateUser", 0, None);
+    add(Some("KB"), "ListUsers", 300, d);
+    add(Some("KB"), "CreateAccessKey", 600, None);
+    // C: two of the three rules, many times.
+    for t in 0..6 {
+        add(
+            Some("KC"),
+            ["CreateUser", "CreateAccessKey"][t as usize % 2],
+            60 * t,
+            None,
+        );
+    }
+    // D: straddling 05:00:00.
+    add(Some("KD"), "CreateUser", 3590, None);
+    add(Some("KD"), "ListUsers", 3600, d);
+    add(Some("KD"), "CreateAccessKey", 3610, None);
+    // E: one record matches two rules.
+    add(Some("KE"), "CreateUser", 0, d);
+    add(Some("KE"), "CreateAccessKey", 10, None);
+    // F: all in one second.
+    add(Some("KF"), "CreateUser", 7200, None);
+    add(Some("KF"), "ListUsers", 7200, d);
+    add(Some("KF"), "CreateAccessKey", 7200, None);
+    // No access key.
+    add(None, "CreateUser", 0, None);
+    add(None, "ListUsers", 1, d);
+    add(None, "CreateAccessKey", 2, None);
+    shuffle(&mut lines);
+    let run = differential(
+        &python,
+        "tmp",
+        &[
+            ("denied.yml", DENIED),
+            ("create.yml", CREATE_USER),
+            ("key.yml", CREATE_KEY),
+            ("tmp.yml", corr),
+        ],
+        "Persistence",
+        KEY,
+        &lines,
+    );
+    assert!(
+        run.spl_query.starts_with("| multisearch [search "),
+        "{}",
+        run.spl_query
+    );
+    expect(
+        &run,
+        &[
+            ("KA", "04:00:00", "04:03:20"),
+            ("KD", "04:59:50", "05:00:10"),
+            ("KE", "04:00:00", "04:00:10"),
+            ("KF", "06:00:00", "06:00:00"),
+        ],
+    );
+}
+
+#[test]
+fn inexact_correlations_are_refused_on_both_backends() {
+    let corr = |ty: &str, cond: &str| {
+        format!("title: C\nname: c\nstatus: test\ncorrelation:\n  type: {ty}\n  rules: [t_denied, t_create]\n  group-by: [userIdentity.accessKeyId]\n  timespan: 10m\n{cond}level: high\n")
+    };
+    let chained = "title: Outer\nname: outer\nstatus: test\ncorrelation:\n  type: event_count\n  rules: [c]\n  group-by: [userIdentity.accessKeyId]\n  timespan: 1h\n  condition: {gte: 2}\nlevel: high\n";
+    let cases = [
+        (
+            corr(
+                "value_sum",
+                "  condition: {gte: 3, field: requestParameters.size}\n",
+            ),
+            "C",
+            "FNV-1a",
+        ),
+        (
+            corr(
+                "value_avg",
+                "  condition: {gt: 3, field: requestParameters.size}\n",
+            ),
+            "C",
+            "FNV-1a",
+        ),
+        (corr("temporal_ordered", ""), "C", "at most one stage"),
+        (
+            corr("temporal", "  condition: {lt: 2}\n"),
+            "C",
+            "only `gt`/`gte`",
+        ),
+        (
+            corr("value_count", "  condition: {eq: 2, field: userAgent}\n"),
+            "C",
+            "only `gt`/`gte`",
+        ),
+        (corr("temporal", ""), "Outer", "another correlation"),
+    ];
+    for (text, title, why) in &cases {
+        let mut texts = vec![
+            ("d.yml", DENIED),
+            ("c.yml", CREATE_USER),
+            ("x.yml", text.as_str()),
+        ];
+        if *title == "Outer" {
+            texts.push(("o.yml", chained));
+        }
+        let catalog = Catalog::from_texts(&texts, &Config::default());
+        let (program, _) = ir::from_catalog(&catalog);
+        let c = program
+            .correlations
+            .iter()
+            .find(|c| c.info.title == *title)
+            .unwrap_or_else(|| panic!("{title} in {text}"));
+        for target in [Target::Splunk, Target::Athena] {
+            let e = backend::convert_correlation(c, &program, target, &Mapping::default())
+                .expect_err(text);
+            assert_eq!(e.code, "S500", "{text}");
+            assert!(
+                e.message.contains(why),
+                "{target:?}: {} does not say {why}",
+                e.message
+            );
+        }
+    }
 }
