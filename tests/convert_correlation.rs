@@ -336,7 +336,13 @@ fn differential(
     let sql = dir.join("q.sql");
     // The window's timestamps as text (a TIMESTAMPTZ needs pytz to reach
     // Python); the query itself is unchanged inside.
-    let q = quoted_sql(group);
+    // event_count keeps the table's columns (`SELECT *`): the group is the
+    // column itself; the self-join names it after the group-by.
+    let q = if sql_query.starts_with("SELECT *") {
+        format!("{} AS {}", group.to_lowercase(), quoted_sql(group))
+    } else {
+        quoted_sql(group)
+    };
     std::fs::write(
         &sql,
         format!("SELECT {q}, CAST(window_start AS VARCHAR) AS window_start, CAST(window_end AS VARCHAR) AS window_end\nFROM (\n{sql_query}\n) sigil_q"),
@@ -636,4 +642,99 @@ fn inexact_correlations_are_refused_on_both_backends() {
             );
         }
     }
+}
+
+#[test]
+fn event_count_over_two_rules_counts_a_record_once_and_matches_the_matcher() {
+    let Some(python) = python() else {
+        return;
+    };
+    let corr = "title: Busy\nname: t_ec\nstatus: test\ncorrelation:\n  type: event_count\n  rules: [t_create, t_denied]\n  group-by: [userIdentity.accessKeyId]\n  timespan: 10m\n  condition: {gte: 3}\nlevel: high\n";
+    let d = Some("AccessDenied");
+    let mut lines = Vec::new();
+    let mut n = 0;
+    let mut add = |key: Option<&str>, name: &str, secs: u64, error: Option<&str>| {
+        n += 1;
+        lines.push(rec(key, name, secs, &format!("id-{n}"), Some("cli"), error));
+    };
+    // A: three events of either rule within two minutes.
+    add(Some("KA"), "CreateUser", 0, None);
+    add(Some("KA"), "ListUsers", 60, d);
+    add(Some("KA"), "CreateUser", 120, None);
+    // B: a record matching both rules counts once: 2 events, no alert.
+    add(Some("KB"), "CreateUser", 0, d);
+    add(Some("KB"), "CreateUser", 60, None);
+    // C: first and last exactly 600 s apart.
+    for t in [0, 300, 600] {
+        add(Some("KC"), "CreateUser", t, None);
+    }
+    // D: straddling 05:00:00.
+    for t in [3590, 3600, 3610] {
+        add(Some("KD"), "CreateUser", t, None);
+    }
+    // E: three in one second.
+    for _ in 0..3 {
+        add(Some("KE"), "CreateUser", 7200, None);
+    }
+    // F: a record neither rule matches does not count.
+    add(Some("KF"), "CreateUser", 0, None);
+    add(Some("KF"), "ListUsers", 10, None);
+    add(Some("KF"), "CreateUser", 20, None);
+    // No access key.
+    for t in [0, 1, 2] {
+        add(None, "CreateUser", t, None);
+    }
+    shuffle(&mut lines);
+    let run = differential(
+        &python,
+        "ec",
+        &[
+            ("denied.yml", DENIED),
+            ("create.yml", CREATE_USER),
+            ("ec.yml", corr),
+        ],
+        "Busy",
+        KEY,
+        &lines,
+    );
+    expect(
+        &run,
+        &[
+            ("KA", "04:00:00", "04:02:00"),
+            ("KD", "04:59:50", "05:00:10"),
+            ("KE", "06:00:00", "06:00:00"),
+        ],
+    );
+}
+
+#[test]
+fn temporal_with_aliases_matches_the_matcher() {
+    let Some(python) = python() else {
+        return;
+    };
+    // The key's owner is named in `userName` on CreateAccessKey records.
+    let corr = "title: Aliased\nname: t_alias\nstatus: test\ncorrelation:\n  type: temporal\n  rules: [t_create, t_key]\n  group-by: [actor]\n  aliases:\n    actor:\n      t_create: userIdentity.accessKeyId\n      t_key: userIdentity.userName\n  timespan: 10m\nlevel: high\n";
+    let lines = vec![
+        // Every record's userName is `u`. Actor u: CreateUser under key u,
+        // then CreateAccessKey by user u (under key zz): fires.
+        rec(Some("u"), "CreateUser", 0, "id-1", None, None),
+        rec(Some("zz"), "CreateAccessKey", 30, "id-2", None, None),
+        // Actor v: CreateUser under key v twice, no CreateAccessKey by user v.
+        rec(Some("v"), "CreateUser", 100, "id-3", None, None),
+        rec(Some("v"), "CreateUser", 200, "id-4", None, None),
+    ];
+    let run = differential(
+        &python,
+        "alias",
+        &[
+            ("create.yml", CREATE_USER),
+            ("key.yml", CREATE_KEY),
+            ("alias.yml", corr),
+        ],
+        "Aliased",
+        "actor",
+        &lines,
+    );
+    assert!(run.spl_query.contains("actor="), "{}", run.spl_query);
+    expect(&run, &[("u", "04:00:00", "04:00:30")]);
 }

@@ -3,7 +3,7 @@
 //! why it is exact, is decided with the SPL export
 //! ([`crate::backend::spl::correlation`]).
 
-use crate::backend::spl::correlation::{input_rules, kind_refusal};
+use crate::backend::spl::correlation::{input_rules, kind_refusal, merged_rules};
 use crate::backend::{Backend, Out, Unsupported};
 use crate::ir::{CorrelationIr, RuleIr};
 use crate::rule::{CmpOp, CorrelationType};
@@ -57,13 +57,10 @@ impl Athena<'_> {
                 .collect::<Vec<_>>()
                 .join(" AND ")
         };
-        match (c.kind, inputs.as_slice()) {
-            (CorrelationType::EventCount, [input]) => self.event_count(c, input, &cond(value)),
-            (CorrelationType::EventCount, _) => Err(Unsupported::construct(
-                "`event_count` over several rules is not exported to Athena yet (the matcher \
-                 counts a record that matches several of them once)",
-            )),
-            _ => self.joined(c, &inputs, value, &cond),
+        if c.kind == CorrelationType::EventCount {
+            self.event_count(c, &merged_rules(c, &inputs)?, &cond(value))
+        } else {
+            self.joined(c, &inputs, value, &cond)
         }
     }
 

@@ -19,7 +19,7 @@
 //! Everything else is refused with the reason ([`kind_refusal`]).
 
 use crate::backend::{Backend, Out, Unsupported};
-use crate::ir::{CorrelationInput, CorrelationIr, RuleIr};
+use crate::ir::{CorrelationInput, CorrelationIr, Expr, RuleIr};
 use crate::rule::{CmpOp, CorrelationType};
 
 use super::Splunk;
@@ -42,6 +42,28 @@ pub(crate) fn input_rules<'r>(
             )),
         })
         .collect()
+}
+
+/// `event_count` over several rules: one rule matching what any of them
+/// matches, so a record that matches several counts once, as in the matcher.
+/// Only when every rule takes the group-by values from the same fields (no
+/// aliases): otherwise one record may count in two groups.
+pub(crate) fn merged_rules(c: &CorrelationIr, inputs: &[&RuleIr]) -> Result<RuleIr, Unsupported> {
+    if inputs.len() == 1 {
+        return Ok(inputs[0].clone());
+    }
+    if c.group_fields
+        .iter()
+        .any(|fields| fields.iter().any(|f| f != &fields[0]))
+    {
+        return Err(Unsupported::construct(
+            "`event_count` over several rules with group-by aliases is not exported: a record \
+             that matches several of the rules counts once per group it joins",
+        ));
+    }
+    let mut merged = inputs[0].clone();
+    merged.expr = Expr::Or(inputs.iter().map(|r| r.expr.clone()).collect());
+    Ok(merged)
 }
 
 /// The refusal for correlation types and conditions no backend exports
@@ -138,18 +160,14 @@ impl Splunk<'_> {
     /// reports one alert per burst, so the firing groups and the first
     /// window of each agree, the number of rows does not.
     pub fn correlation(&self, c: &CorrelationIr, rules: &[RuleIr]) -> Out {
-        let inputs = input_rules(c, rules)?;
+        let mut inputs = input_rules(c, rules)?;
         kind_refusal(c)?;
+        let merged;
         let (agg, name) =
             match c.kind {
                 CorrelationType::EventCount => {
-                    if inputs.len() > 1 {
-                        return Err(Unsupported::construct(
-                            "`event_count` over several rules is not exported to SPL: the matcher \
-                         counts a record that matches several of them once, a multisearch \
-                         once per rule",
-                        ));
-                    }
+                    merged = merged_rules(c, &inputs)?;
+                    inputs = vec![&merged];
                     ("count".to_string(), "event_count")
                 }
                 CorrelationType::ValueCount => match c.value_fields.as_slice() {
