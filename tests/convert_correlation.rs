@@ -738,3 +738,53 @@ fn temporal_with_aliases_matches_the_matcher() {
     assert!(run.spl_query.contains("actor="), "{}", run.spl_query);
     expect(&run, &[("u", "04:00:00", "04:00:30")]);
 }
+
+/// Why `value_sum` / `value_avg` are refused: in the matcher, two records in
+/// the same second are ordered by an FNV-1a hash of their eventID, and the
+/// window ending at the first of them is a window of its own. Swapping which
+/// eventID carries which value changes whether the group fires; no export
+/// can follow that order (Splunk has no FNV-1a, a RANGE window sees both at
+/// once).
+#[test]
+fn value_sum_in_the_matcher_depends_on_the_order_of_tied_events() {
+    let corr = "title: Volume\nname: t_sum\nstatus: test\ncorrelation:\n  type: value_sum\n  rules: [t_denied]\n  group-by: [userIdentity.accessKeyId]\n  timespan: 10m\n  condition: {gte: 10, field: requestParameters.size}\nlevel: high\n";
+    let dir = std::env::temp_dir().join(format!("sigil-corr-tie-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("denied.yml"), DENIED).expect("rule");
+    std::fs::write(dir.join("sum.yml"), corr).expect("rule");
+    let sized = |id: &str, size: i64| {
+        let mut v: serde_json::Value = serde_json::from_str(&rec(
+            Some("K"),
+            "ListUsers",
+            0,
+            id,
+            None,
+            Some("AccessDenied"),
+        ))
+        .expect("record");
+        v["requestParameters"] = serde_json::json!({ "size": size });
+        v.to_string()
+    };
+    let mut fired = Vec::new();
+    for (first, second) in [(10, -10), (-10, 10)] {
+        let events = dir.join("events.jsonl");
+        std::fs::write(
+            &events,
+            format!("{}\n{}\n", sized("id-a", first), sized("id-b", second)),
+        )
+        .expect("events");
+        let scan = Command::new(env!("CARGO_BIN_EXE_sigil"))
+            .args(["scan", "--format", "count", "--rules"])
+            .arg(&dir)
+            .arg(&events)
+            .output()
+            .expect("sigil scan");
+        fired.push(String::from_utf8_lossy(&scan.stdout).contains("Volume"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        fired.iter().filter(|f| **f).count(),
+        1,
+        "exactly one assignment fires: {fired:?}"
+    );
+}
