@@ -788,3 +788,23 @@ fn value_sum_in_the_matcher_depends_on_the_order_of_tied_events() {
         "exactly one assignment fires: {fired:?}"
     );
 }
+
+/// A group-by path that may hold an array in some records: the matcher takes
+/// its first value, `streamstats … by` and `json_extract_scalar` would not
+/// see it, so both backends refuse until the mapping declares the path.
+#[test]
+fn group_by_paths_that_may_be_arrays_are_refused() {
+    let corr = "title: C\nname: c\nstatus: test\ncorrelation:\n  type: event_count\n  rules: [t_denied]\n  group-by: [requestParameters.policy.name]\n  timespan: 10m\n  condition: {gte: 2}\nlevel: high\n";
+    let catalog = Catalog::from_texts(&[("d.yml", DENIED), ("c.yml", corr)], &Config::default());
+    let (program, _) = ir::from_catalog(&catalog);
+    let c = &program.correlations[0];
+    for (target, why) in [
+        (Target::Splunk, "splunk.fixed"),
+        (Target::Athena, "athena.scalars"),
+    ] {
+        let e = backend::convert_correlation(c, &program, target, &Mapping::default())
+            .expect_err("refused");
+        assert_eq!(e.code, "S500");
+        assert!(e.message.contains(why), "{target:?}: {}", e.message);
+    }
+}

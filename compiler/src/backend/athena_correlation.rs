@@ -69,6 +69,9 @@ impl Athena<'_> {
         Ok(match self.place(f)? {
             Place::Column(col, ColumnKind::Scalar | ColumnKind::JsonText) => col,
             Place::Json { column, path } => {
+                if !self.mapping.scalars.iter().any(|s| s == f) {
+                    return Err(self.undeclared(f));
+                }
                 format!("json_extract_scalar({column}, {})", sql_str(&path))
             }
             _ => {

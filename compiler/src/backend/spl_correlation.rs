@@ -241,6 +241,17 @@ impl Splunk<'_> {
     /// A field name for `stats`/`streamstats` arguments: scalar, bare.
     fn stats_field(&self, path: &str) -> Result<String, Unsupported> {
         let n = self.name_of(path)?;
+        if !self.mapping.fields.contains_key(path) && !n.contains("{}") {
+            let segs: Vec<&str> = path.split('.').collect();
+            for i in 0..segs.len() {
+                let prefix = segs[..=i].join(".");
+                if !self.mapping.fixed.contains(&prefix) {
+                    return Err(Unsupported::construct(format!(
+                        "`{path}`: `{prefix}` may hold an array in some records (Splunk then names the field `{prefix}{{}}`, which `streamstats` would not see, while the matcher takes the first value); declare the path under `splunk.fixed` (never an array) in the mapping file"
+                    )));
+                }
+            }
+        }
         if n.contains("{}") {
             return Err(Unsupported::construct(format!(
                 "`{path}` is a multivalue field; grouping or counting by it is not exact in streamstats"
