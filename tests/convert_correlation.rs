@@ -429,7 +429,7 @@ fn value_count_exports_fire_for_the_same_groups_and_windows_as_the_matcher() {
     let Some(python) = python() else {
         return;
     };
-    let corr = "title: Agents\nname: t_vc\nstatus: test\ncorrelation:\n  type: value_count\n  rules: [t_denied]\n  group-by: [userIdentity.accessKeyId]\n  timespan: 10m\n  condition: {gte: 3, field: userAgent}\nlevel: high\n";
+    let corr = "title: Agents\nname: t_vc\nstatus: test\ncorrelation:\n  type: value_count\n  rules: [t_denied]\n  group-by: [userIdentity.accessKeyId]\n  timespan: 10m\n  condition: {gt: 2, field: userAgent}\nlevel: high\n";
     let d = Some("AccessDenied");
     let mut lines = Vec::new();
     let mut n = 0;
