@@ -808,3 +808,60 @@ fn group_by_paths_that_may_be_arrays_are_refused() {
         assert!(e.message.contains(why), "{target:?}: {}", e.message);
     }
 }
+
+/// `event_count` with an `eq` condition: the matcher applies it to the window
+/// ending at every event, tied events one at a time, so a group with three
+/// events in one second fires (its window of two); both exports count the
+/// same way.
+#[test]
+fn event_count_eq_matches_the_matcher_on_both_backends() {
+    let Some(python) = python() else {
+        return;
+    };
+    let corr = "title: Two\nname: t_two\nstatus: test\ncorrelation:\n  type: event_count\n  rules: [t_create]\n  group-by: [userIdentity.accessKeyId]\n  timespan: 10m\n  condition: {eq: 2}\nlevel: high\n";
+    let mut lines = Vec::new();
+    let mut n = 0;
+    let mut add = |key: &str, secs: u64| {
+        n += 1;
+        lines.push(rec(
+            Some(key),
+            "CreateUser",
+            secs,
+            &format!("id-{n}"),
+            None,
+            None,
+        ));
+    };
+    // A: one event, never two.
+    add("KA", 0);
+    // B: two events a minute apart.
+    add("KB", 0);
+    add("KB", 60);
+    // C: three in one second: the window of the second one holds two.
+    for _ in 0..3 {
+        add("KC", 600);
+    }
+    // D: two events exactly 600 s apart: windows of one.
+    add("KD", 0);
+    add("KD", 600);
+    // E: straddling 05:00:00.
+    add("KE", 3590);
+    add("KE", 3610);
+    shuffle(&mut lines);
+    let run = differential(
+        &python,
+        "eq",
+        &[("create.yml", CREATE_USER), ("two.yml", corr)],
+        "Two",
+        KEY,
+        &lines,
+    );
+    expect(
+        &run,
+        &[
+            ("KB", "04:00:00", "04:01:00"),
+            ("KC", "04:10:00", "04:10:00"),
+            ("KE", "04:59:50", "05:00:10"),
+        ],
+    );
+}

@@ -17,25 +17,18 @@ fn quoted(name: &str) -> String {
 
 impl Athena<'_> {
     /// A correlation over detection rules. Rows whose time does not parse or
-    /// whose group fields are NULL join no group. `event_count` (one rule) is
-    /// a `count(*)` window function; `value_count` and `temporal` a
+    /// whose group fields are NULL join no group. `event_count` is window
+    /// functions over the rules' records; `value_count` and `temporal` a
     /// self-join of the rules' events (`UNION ALL`, one branch per rule,
     /// tagged with its position) on the group and on the window
     /// `end - timespan < time <= end`, with `count(DISTINCT …)`: Trino has no
-    /// DISTINCT window aggregates. Each returned row ends a window that meets
-    /// the condition (`gt`/`gte` only: a RANGE frame or a join counts tied
-    /// timestamps together), with the window's start.
+    /// DISTINCT window aggregates (`gt`/`gte` only: the
+    /// value of a window ending among tied events depends on their order). Each returned row ends a window that meets the
+    /// condition, with the window's start and end.
     pub fn correlation(&self, c: &CorrelationIr, rules: &[RuleIr]) -> Out {
         let inputs = input_rules(c, rules)?;
         kind_refusal(c)?;
         let mut conds = Vec::new();
-        for (op, _) in &c.ops {
-            if !matches!(op, CmpOp::Gt | CmpOp::Gte) {
-                return Err(Unsupported::construct(
-                    "only `gt`/`gte` correlation conditions are exported to Athena (a RANGE window counts tied timestamps together)",
-                ));
-            }
-        }
         let value = match c.kind {
             CorrelationType::EventCount => "event_count",
             CorrelationType::ValueCount => "value_count",
@@ -86,10 +79,14 @@ impl Athena<'_> {
         format!("TRY(from_iso8601_timestamp({}))", self.mapping.time_column)
     }
 
-    /// `count(*)` over a RANGE window. The matcher's window holds events
-    /// **less than** the timespan apart; `RANGE … PRECEDING` is inclusive, so
-    /// the bound is the timespan minus one millisecond (the timestamp's
-    /// precision).
+    /// The matcher's count at each event: a window ending at an event holds
+    /// the events less than the timespan before it and, among events with
+    /// the same time, those sorted before it (by a hash the query cannot
+    /// compute). The k-th of n tied events therefore counts the earlier
+    /// events plus k, whichever event is k-th: `count(*)` over a RANGE
+    /// window (inclusive, so bounded at the timespan minus one millisecond,
+    /// the timestamp's precision) minus the tied events plus `row_number()`
+    /// among them. Exact for every condition.
     fn event_count(&self, c: &CorrelationIr, input: &RuleIr, cond: &str) -> Out {
         let mut groups = Vec::new();
         for fields in &c.group_fields {
@@ -109,8 +106,18 @@ impl Athena<'_> {
             ms / 1000,
             ms % 1000,
         );
+        let tied: Vec<&str> = groups
+            .iter()
+            .map(String::as_str)
+            .chain(std::iter::once(ts.as_str()))
+            .collect();
+        let tied = format!("PARTITION BY {}", tied.join(", "));
+        let order = match self.place("eventID") {
+            Ok(Place::Column(col, ColumnKind::Scalar)) => format!(" ORDER BY {col}"),
+            _ => String::new(),
+        };
         Ok(format!(
-            "SELECT *\nFROM (\n  SELECT *, count(*) OVER {window} AS event_count, min({ts}) OVER {window} AS window_start, {ts} AS window_end\n  FROM {}\n  WHERE {}\n)\nWHERE {cond}",
+            "SELECT *\nFROM (\n  SELECT *,\n    count(*) OVER {window}\n      - count(*) OVER ({tied})\n      + row_number() OVER ({tied}{order}) AS event_count,\n    min({ts}) OVER {window} AS window_start,\n    {ts} AS window_end\n  FROM {}\n  WHERE {}\n)\nWHERE {cond}",
             self.mapping.table,
             wh.join("\n    AND "),
         ))

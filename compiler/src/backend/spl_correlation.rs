@@ -13,8 +13,9 @@
 //!   of events with the same eventTime does not matter, and a window holding
 //!   all of them (SPL's last tied event, SQL's RANGE frame) is one of the
 //!   matcher's windows with the largest value;
-//! - or, for `event_count` in SPL, the value at each position is the same in
-//!   any order of tied events (any condition).
+//! - or the value at each position is the same in any order of tied events:
+//!   `event_count` (any condition), where the k-th of n tied events counts
+//!   the earlier events plus k.
 //!
 //! Everything else is refused with the reason ([`kind_refusal`]).
 
