@@ -115,22 +115,14 @@ pub(crate) fn kind_refusal(c: &CorrelationIr) -> Result<(), Unsupported> {
     }
 }
 
-/// The condition on the computed value `name`, the default of the temporal
-/// types being "all referenced rules".
-pub(crate) fn conditions(
-    c: &CorrelationIr,
-    name: &str,
-    eq: &str,
-) -> Result<Vec<String>, Unsupported> {
+/// The SPL condition on the computed value `name`, the default of the
+/// temporal types being "all referenced rules".
+fn conditions(c: &CorrelationIr, name: &str) -> Result<Vec<String>, Unsupported> {
     let mut conds = Vec::new();
     for (op, v) in &c.ops {
         let o = match op {
-            CmpOp::Gt => ">",
-            CmpOp::Gte => ">=",
-            CmpOp::Lt => "<",
-            CmpOp::Lte => "<=",
-            CmpOp::Eq => eq,
-            CmpOp::Neq => "!=",
+            CmpOp::Eq => "==",
+            op => op.symbol(),
         };
         conds.push(format!("{name}{o}{v}"));
     }
@@ -231,7 +223,7 @@ impl Splunk<'_> {
         } else {
             format!(" by {}", by.join(" "))
         };
-        let conds = conditions(c, name, "==")?;
+        let conds = conditions(c, name)?;
         Ok(format!(
             "{source} | sort 0 _time | streamstats time_window={}s {agg} as {name} min(_time) as window_start{by} | where {}",
             c.timespan_secs,
