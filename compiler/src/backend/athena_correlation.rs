@@ -22,9 +22,10 @@ impl Athena<'_> {
     /// self-join of the rules' events (`UNION ALL`, one branch per rule,
     /// tagged with its position) on the group and on the window
     /// `end - timespan < time <= end`, with `count(DISTINCT …)`: Trino has no
-    /// DISTINCT window aggregates (`gt`/`gte` only: the
-    /// value of a window ending among tied events depends on their order). Each returned row ends a window that meets the
-    /// condition, with the window's start and end.
+    /// DISTINCT window aggregates (`gt`/`gte` only: otherwise the value of a
+    /// window ending among tied events depends on their order). Each
+    /// returned row ends a window that meets the condition, with the
+    /// window's start and end.
     pub fn correlation(&self, c: &CorrelationIr, rules: &[RuleIr]) -> Out {
         let inputs = input_rules(c, rules)?;
         kind_refusal(c)?;
