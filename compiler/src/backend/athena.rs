@@ -6,11 +6,14 @@
 //! `lower()` unless `cased`; wildcards become `LIKE … ESCAPE '\'` with `%`
 //! and `_` escaped; `?` becomes `_` (exactly one character).
 
-use crate::ir::{Check, CorrelationInput, CorrelationIr, GlobPiece, Pred, RuleIr, StrKind};
-use crate::rule::{CmpOp, CorrelationType, Position, TimePart};
+use crate::ir::{Check, GlobPiece, Pred, RuleIr, StrKind};
+use crate::rule::{CmpOp, Position, TimePart};
 
 use super::mapping::{AthenaMapping, ColumnKind};
 use super::{Backend, Options, Out, Unsupported, NUMERIC_RE};
+
+#[path = "athena_correlation.rs"]
+mod correlation;
 
 /// Output shapes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -503,79 +506,4 @@ pub fn view_name(info: &crate::ir::RuleInfo) -> String {
         "sigil_{}",
         super::rule_slug(info).to_lowercase().replace('-', "_")
     )
-}
-
-impl Athena<'_> {
-    /// An `event_count` correlation over one detection rule with a `gt` /
-    /// `gte` condition: a window function over
-    /// `from_iso8601_timestamp(eventtime)` per group. The matcher's window
-    /// holds events **less than** the timespan apart; `RANGE … PRECEDING` is
-    /// inclusive, so the bound is the timespan minus one millisecond (the
-    /// timestamp's precision). Each returned row ends a window that meets the
-    /// condition; rows whose group fields are NULL join no group.
-    pub fn correlation(&self, c: &CorrelationIr, rules: &[RuleIr]) -> Out {
-        let input = match c.inputs.as_slice() {
-            [CorrelationInput::Rule(i)] => &rules[*i],
-            _ => {
-                return Err(Unsupported::construct(
-                    "correlations over several rules or over other correlations are not exported to Athena yet",
-                ))
-            }
-        };
-        if c.kind != CorrelationType::EventCount {
-            return Err(Unsupported::construct(format!(
-                "`{}` correlations are not exported to Athena yet (Trino has no DISTINCT window aggregates)",
-                c.kind.as_str()
-            )));
-        }
-        let mut conds = Vec::new();
-        for (op, v) in &c.ops {
-            match op {
-                CmpOp::Gt => conds.push(format!("event_count > {}", num_lit(*v))),
-                CmpOp::Gte => conds.push(format!("event_count >= {}", num_lit(*v))),
-                _ => {
-                    return Err(Unsupported::construct(
-                        "only `gt`/`gte` correlation conditions are exported to Athena (a RANGE window counts tied timestamps together)",
-                    ))
-                }
-            }
-        }
-        if conds.is_empty() {
-            return Err(Unsupported::construct("a correlation without a condition"));
-        }
-        let mut groups = Vec::new();
-        for fields in &c.group_fields {
-            let f = &fields[0];
-            let g = match self.place(f)? {
-                Place::Column(col, ColumnKind::Scalar | ColumnKind::JsonText) => col,
-                Place::Json { column, path } => {
-                    format!("json_extract_scalar({column}, {})", sql_str(&path))
-                }
-                _ => {
-                    return Err(Unsupported::construct(format!(
-                        "group-by `{f}` is not a single string column"
-                    )))
-                }
-            };
-            groups.push(g);
-        }
-        let tc = &self.mapping.time_column;
-        let ts = format!("TRY(from_iso8601_timestamp({tc}))");
-        let mut wh = vec![self.expr(&input.expr)?, format!("{ts} IS NOT NULL")];
-        wh.extend(groups.iter().map(|g| format!("{g} IS NOT NULL")));
-        let ms = c.timespan_secs.saturating_mul(1000).saturating_sub(1);
-        let partition = if groups.is_empty() {
-            String::new()
-        } else {
-            format!("PARTITION BY {} ", groups.join(", "))
-        };
-        Ok(format!(
-            "SELECT *\nFROM (\n  SELECT *, count(*) OVER ({partition}ORDER BY {ts} RANGE BETWEEN INTERVAL '{}.{:03}' SECOND PRECEDING AND CURRENT ROW) AS event_count\n  FROM {}\n  WHERE {}\n)\nWHERE {}",
-            ms / 1000,
-            ms % 1000,
-            self.mapping.table,
-            wh.join("\n    AND "),
-            conds.join(" AND ")
-        ))
-    }
 }

@@ -12,13 +12,14 @@
 //! two-valued and `NOT` keeps records without the field. Negation is always
 //! `NOT (...)`, never `!=`.
 
-use crate::ir::{
-    Check, CorrelationInput, CorrelationIr, Expr, GlobPiece, Pred, RuleInfo, RuleIr, StrKind,
-};
-use crate::rule::{CmpOp, CorrelationType, Position, TimePart};
+use crate::ir::{Check, Expr, GlobPiece, Pred, RuleInfo, RuleIr, StrKind};
+use crate::rule::{CmpOp, Position, TimePart};
 
 use super::mapping::SplunkMapping;
 use super::{regex_escape, Backend, Out, Unsupported, NUMERIC_RE};
+
+#[path = "spl_correlation.rs"]
+pub(crate) mod correlation;
 
 /// The Splunk backend.
 pub struct Splunk<'a> {
@@ -488,86 +489,4 @@ pub fn saved_search(info: &RuleInfo, query: &str, cron: &str) -> String {
         severity(info.level.as_deref())
     ));
     out
-}
-
-impl Splunk<'_> {
-    /// An `event_count` or `value_count` correlation over one detection
-    /// rule: the rule's search, sorted ascending by time, then
-    /// `streamstats time_window` (a sliding window whose events are less than
-    /// the timespan apart, the matcher's boundary) per group, and the
-    /// threshold applied to the window ending at each event. Every returned
-    /// event ends a window that satisfies the condition; the matcher reports
-    /// one alert per burst, so the firing groups and windows agree, the
-    /// number of rows does not.
-    pub fn correlation(&self, c: &CorrelationIr, rules: &[RuleIr]) -> Out {
-        let input = match c.inputs.as_slice() {
-            [CorrelationInput::Rule(i)] => &rules[*i],
-            _ => {
-                return Err(Unsupported::construct(
-                    "correlations over several rules or over other correlations are not exported to SPL yet",
-                ))
-            }
-        };
-        let (agg, name) = match (c.kind, c.value_fields.as_slice()) {
-            (CorrelationType::EventCount, _) => ("count".to_string(), "event_count"),
-            (CorrelationType::ValueCount, [f]) => {
-                (format!("dc({})", self.stats_field(f)?), "value_count")
-            }
-            (kind, _) => {
-                return Err(Unsupported::construct(format!(
-                    "`{}` correlations are not exported to SPL yet",
-                    kind.as_str()
-                )))
-            }
-        };
-        let base = self.convert(input)?;
-        let mut by = Vec::new();
-        for fields in &c.group_fields {
-            by.push(self.stats_field(&fields[0])?);
-        }
-        let by = if by.is_empty() {
-            String::new()
-        } else {
-            format!(" by {}", by.join(" "))
-        };
-        let mut conds = Vec::new();
-        for (op, v) in &c.ops {
-            let o = match op {
-                CmpOp::Gt => ">",
-                CmpOp::Gte => ">=",
-                CmpOp::Lt => "<",
-                CmpOp::Lte => "<=",
-                CmpOp::Eq => "==",
-                CmpOp::Neq => "!=",
-            };
-            conds.push(format!("{name}{o}{v}"));
-        }
-        if conds.is_empty() {
-            return Err(Unsupported::construct("a correlation without a condition"));
-        }
-        Ok(format!(
-            "{base} | sort 0 _time | streamstats time_window={}s {agg} as {name}{by} | where {}",
-            c.timespan_secs,
-            conds.join(" AND ")
-        ))
-    }
-
-    /// A field name for `stats`/`streamstats` arguments: scalar, bare.
-    fn stats_field(&self, path: &str) -> Result<String, Unsupported> {
-        let n = self.name_of(path)?;
-        if n.contains("{}") {
-            return Err(Unsupported::construct(format!(
-                "`{path}` is a multivalue field; grouping or counting by it is not exact in streamstats"
-            )));
-        }
-        if !n
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.'))
-        {
-            return Err(Unsupported::field(format!(
-                "`{path}` cannot be written as a bare Splunk field name"
-            )));
-        }
-        Ok(n)
-    }
 }
