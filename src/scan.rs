@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::{mpsc, Condvar, Mutex};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use sigil_compiler::catalog::Catalog;
@@ -12,7 +12,7 @@ use sigil_compiler::diag::Severity;
 use sigil_compiler::ir;
 use sigil_runtime::correlate::{Event, RecordRef};
 use sigil_runtime::input::{
-    self, rescan_line, Batch, Damage, InputSource, RecordReader, RecordSpan,
+    self, rescan_line, Batch, BufferPool, Damage, InputSource, RecordReader, RecordSpan,
 };
 use sigil_runtime::json::{escape_json, JsonError, Projection};
 use sigil_runtime::{InputLogSource, Matcher, Program};
@@ -87,6 +87,8 @@ struct Shared<'a> {
     table: Projection,
     names: Vec<String>,
     plan: &'a correlation::Plan,
+    /// Batch and output buffers, reused.
+    buffers: Arc<BufferPool>,
 }
 
 #[derive(Default)]
@@ -327,6 +329,7 @@ pub fn run(opts: ScanOptions) -> u8 {
         table: Projection::new(&TABLE_FIELDS.map(String::from)),
         names,
         plan: &plan,
+        buffers: Arc::default(),
     };
     let total_threads = pool.current_num_threads();
     let slots = Slots::new(total_threads * 3);
@@ -446,6 +449,7 @@ pub fn run(opts: ScanOptions) -> u8 {
                     if !broken_pipe && out.write_all(&bytes).is_err() {
                         broken_pipe = true;
                     }
+                    shared.buffers.give(bytes);
                     next_seq += 1;
                 } else if done.get(&next_source) == Some(&next_seq) {
                     next_source += 1;
@@ -609,7 +613,9 @@ fn process_source<'s>(
     scope: &rayon::Scope<'s>,
 ) {
     let mut reader = match RecordReader::open(src) {
-        Ok(r) => r.line_records(src.is_line_delimited()),
+        Ok(r) => r
+            .line_records(src.is_line_delimited())
+            .buffers_from(Arc::clone(&shared.buffers)),
         Err(damage) => {
             let _ = tx.send(Msg::OpenFailed { source: si, damage });
             return;
@@ -655,7 +661,7 @@ fn process_batch(si: usize, batch: Batch, shared: &Shared<'_>) -> (Vec<u8>, Stat
     };
     let mut damage = batch.damage;
     stats.damaged = damage.len() as u64;
-    let mut out = Vec::with_capacity(batch.data.len() + batch.data.len() / 4);
+    let mut out = shared.buffers.take(batch.data.len() + batch.data.len() / 4);
     let mut hits = Vec::new();
     let file = escape_json(&shared.names[si]);
     let mut emit = Emit {
@@ -701,6 +707,7 @@ fn process_batch(si: usize, batch: Batch, shared: &Shared<'_>) -> (Vec<u8>, Stat
     {
         damage.sort_by_key(|d| (d.line, d.offset));
     }
+    shared.buffers.give(batch.data);
     (out, stats, damage)
 }
 

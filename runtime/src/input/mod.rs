@@ -16,6 +16,7 @@
 //! The accepted inputs and the damage rules are described for users in `docs/input.md`.
 
 mod discover;
+mod pool;
 mod reader;
 mod scan;
 
@@ -26,6 +27,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub use discover::{discover, Discovery};
+pub use pool::BufferPool;
 pub use reader::{rescan_line, Batch, RecordReader, RecordSpan};
 
 /// A record (one JSON object) larger than this is damage: it is skipped while streaming, without

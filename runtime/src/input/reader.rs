@@ -9,7 +9,7 @@ use std::sync::Arc;
 use flate2::read::MultiGzDecoder;
 
 use super::scan::{self, Scanner, Span};
-use super::{Damage, InputSource, MAX_RECORD_BYTES, READ_SIZE};
+use super::{BufferPool, Damage, InputSource, MAX_RECORD_BYTES, READ_SIZE};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -134,6 +134,7 @@ pub struct RecordReader {
     finished: bool,
     read_error: Option<String>,
     capacity_hint: usize,
+    pool: Option<Arc<BufferPool>>,
     read_size: usize,
     #[cfg(test)]
     pub(crate) peak_buffer: usize,
@@ -223,6 +224,7 @@ impl RecordReader {
             finished: false,
             read_error: None,
             capacity_hint: 2 * READ_SIZE,
+            pool: None,
             read_size: READ_SIZE,
             #[cfg(test)]
             peak_buffer: 0,
@@ -236,6 +238,13 @@ impl RecordReader {
     /// calls [`rescan_line`] for exactly what the strict reader reports.
     pub fn line_records(mut self, on: bool) -> RecordReader {
         self.scanner.set_line_records(on);
+        self
+    }
+
+    /// Takes batch buffers from `pool` (give each [`Batch::data`] back to it
+    /// when done with the batch).
+    pub fn buffers_from(mut self, pool: Arc<BufferPool>) -> RecordReader {
+        self.pool = Some(pool);
         self
     }
 
@@ -367,7 +376,11 @@ impl RecordReader {
         let keep = self.scanner.keep_from();
         let cut_at = (keep.saturating_sub(self.base) as usize).min(self.buf.len());
         let tail_len = self.buf.len() - cut_at;
-        let mut tail = Vec::with_capacity(self.capacity_hint.max(tail_len + self.read_size));
+        let capacity = self.capacity_hint.max(tail_len + self.read_size);
+        let mut tail = match &self.pool {
+            Some(pool) => pool.take(capacity),
+            None => Vec::with_capacity(capacity),
+        };
         tail.extend_from_slice(&self.buf[cut_at..]);
         self.buf.truncate(cut_at);
         let data = std::mem::replace(&mut self.buf, tail);
