@@ -87,11 +87,29 @@ impl Splunk<'_> {
         Ok(out)
     }
 
+    /// Refuses a test on a path the mapping does not declare to hold a
+    /// scalar (or an array of scalars): there Splunk's extraction may not
+    /// hold the record's value. An object has no field (only its leaves), so
+    /// `exists`, `null` and text tests that the matcher applies to its
+    /// compact text would differ; an array of arrays is named `a{}{}`; a
+    /// record key containing a dot (`{"a.b": 1}`) flattens exactly like the
+    /// path `a.b`, which the matcher never reaches.
+    fn declared(&self, path: &str) -> Result<(), Unsupported> {
+        if self.mapping.fields.contains_key(path) || self.mapping.scalars.iter().any(|s| s == path)
+        {
+            return Ok(());
+        }
+        Err(Unsupported::construct(format!(
+            "`{path}` is not a declared scalar path: there it may hold an object (Splunk extracts only its leaves, so no field holds the object the matcher tests), an array of arrays (Splunk names it `{{}}{{}}`) or be spelled by a record key containing a dot (flattened like the path), so no search is exact; declare it under `splunk.scalars` in the mapping file if it always holds a scalar or an array of scalars"
+        )))
+    }
+
     /// Every spelling of `path` Splunk may use: declared arrays get `{}`;
     /// a segment neither declared an array nor known to be fixed may be an
     /// array in some record, so both spellings are tried (at most 16).
     fn search_fields(&self, path: &str) -> Result<Vec<String>, Unsupported> {
         let first = self.name_of(path)?;
+        self.declared(path)?;
         if self.mapping.fields.contains_key(path) {
             return Ok(vec![self.quote_field(path, first)?]);
         }
@@ -146,6 +164,7 @@ impl Splunk<'_> {
 
     fn where_field(&self, path: &str) -> Result<String, Unsupported> {
         let n = self.name_of(path)?;
+        self.declared(path)?;
         if n.contains("{}") {
             return Err(Unsupported::construct(format!(
                 "`{path}` is a multivalue (array) field and the test needs `| where`, where Splunk does not apply \"any value\" semantics"
