@@ -312,8 +312,56 @@ mod tests {
         let (s, a) = both("  sel: {userAgent: 'a?c'}\n  condition: sel\n");
         let s = s.unwrap();
         assert!(!s.contains("a*c"), "{s}");
-        assert!(s.contains("^a.c(?!.)"), "{s}");
+        assert!(s.contains("^[aA].[cC](?!.)"), "{s}");
         assert!(a.unwrap().contains("LIKE 'a_c' ESCAPE"));
+    }
+
+    #[test]
+    fn question_mark_is_one_character_of_the_original_text() {
+        let (s, _) = both("  sel: {userAgent: '?stanbul'}\n  condition: sel\n");
+        let s = s.unwrap();
+        assert!(!s.contains("lower("), "{s}");
+        assert!(s.contains("^.[sS][tT]"), "{s}");
+        let (s, _) = both("  sel: {userAgent: 'İ?k'}\n  condition: sel\n");
+        let s = s.unwrap();
+        assert!(s.contains("(?:[iI]\u{307}|\u{130}).[kK\u{212a}]"), "{s}");
+    }
+
+    #[test]
+    fn integers_beyond_2_53_compare_by_digits() {
+        let (s, _) =
+            both("  sel: {additionalEventData.bytesTransferredOut|gt: 9007199254740992}\n  condition: sel\n");
+        let s = s.unwrap();
+        assert!(s.contains("900719925474099[3-9]"), "{s}");
+        let (s, _) =
+            both("  sel: {additionalEventData.bytesTransferredOut|gt: 7}\n  condition: sel\n");
+        assert!(!s.unwrap().contains("[0-9]{1,38}"));
+    }
+
+    #[test]
+    fn cidr_covers_ipv4_mapped_addresses() {
+        let (s, _) = both("  sel: {sourceIPAddress|cidr: 10.1.2.3/8}\n  condition: sel\n");
+        let s = s.unwrap();
+        assert!(s.contains(r#"cidrmatch("10.0.0.0/8", 'sourceIPAddress') OR cidrmatch("::ffff:10.0.0.0/104", 'sourceIPAddress')"#), "{s}");
+    }
+
+    #[test]
+    fn undeclared_paths_are_refused_on_splunk() {
+        let (s, _) =
+            both("  sel: {requestParameters.bucketPolicy|exists: true}\n  condition: sel\n");
+        let e = s.unwrap_err();
+        assert_eq!(e.code, "S500");
+        assert!(e.message.contains("splunk.scalars"), "{}", e.message);
+        let mut d = crate::diag::Diagnostics::new();
+        let m = Mapping::from_text(
+            Path::new("m.yml"),
+            "splunk:\n  scalars: [requestParameters.bucketPolicy]\n",
+            &mut d,
+        );
+        assert!(!d.has_errors());
+        let r = rule("  sel: {requestParameters.bucketPolicy|exists: true}\n  condition: sel\n");
+        let q = convert_rule(&r, Target::Splunk, &m, &Options::default(), false).unwrap();
+        assert!(q.contains("requestParameters.bucketPolicy=*"), "{q}");
     }
 
     #[test]

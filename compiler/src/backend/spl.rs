@@ -18,7 +18,203 @@ use crate::ir::{
 use crate::rule::{CmpOp, CorrelationType, Position, TimePart};
 
 use super::mapping::SplunkMapping;
-use super::{regex_escape, Backend, Out, Unsupported, NUMERIC_RE};
+use super::{regex_escape, Backend, Out, Unsupported};
+
+/// Numeric text as the matcher reads it (Rust's `f64` syntax without
+/// `inf`/`NaN`: optional sign, `5`, `5.`, `.5`, exponent), to the end of the
+/// value: `(?!.)` under `(?s)`, since `$` would also accept a final newline.
+const NUMERIC_RE: &str = "(?s)^[+-]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([eE][+-]?[0-9]+)?(?!.)";
+
+/// Integer text the matcher compares exactly (as `i128`): `-?`, 1 to 38 digits.
+const INT38_RE: &str = "(?s)^-?[0-9]{1,38}(?!.)";
+
+/// 2^53: from here on a double no longer holds every integer.
+const EXACT_DOUBLE: f64 = 9_007_199_254_740_992.0;
+
+/// The matcher's integer reading of a text (`-?`, at most 38 digits).
+fn int38(text: &str) -> Option<i128> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    (!digits.is_empty() && digits.len() <= 38 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| text.parse().ok())
+        .flatten()
+}
+
+fn digit_class(lo: u8, hi: u8) -> String {
+    if lo == hi {
+        lo.to_string()
+    } else {
+        format!("[{lo}-{hi}]")
+    }
+}
+
+fn any_digits(n: usize) -> String {
+    match n {
+        0 => String::new(),
+        1 => "[0-9]".to_string(),
+        n => format!("[0-9]{{{n}}}"),
+    }
+}
+
+/// Regex alternatives for the decimal texts (no leading zero) of the
+/// naturals greater than `s` (digits, no leading zero).
+fn nat_gt(s: &str) -> Vec<String> {
+    let d: Vec<u8> = s.bytes().map(|b| b - b'0').collect();
+    let l = d.len();
+    let mut alts = vec![format!("[1-9][0-9]{{{l},}}")];
+    for i in 0..l {
+        if d[i] < 9 {
+            alts.push(format!(
+                "{}{}{}",
+                &s[..i],
+                digit_class(d[i] + 1, 9),
+                any_digits(l - i - 1)
+            ));
+        }
+    }
+    alts
+}
+
+/// Regex alternatives for the decimal texts (no leading zero) of the
+/// naturals from 1 to `s` - 1.
+fn nat_lt(s: &str) -> Vec<String> {
+    let d: Vec<u8> = s.bytes().map(|b| b - b'0').collect();
+    let l = d.len();
+    let mut alts = Vec::new();
+    if l >= 2 {
+        alts.push(format!("[1-9][0-9]{{0,{}}}", l - 2));
+    }
+    for i in 0..l {
+        let lo = u8::from(i == 0);
+        if d[i] > lo {
+            alts.push(format!(
+                "{}{}{}",
+                &s[..i],
+                digit_class(lo, d[i] - 1),
+                any_digits(l - i - 1)
+            ));
+        }
+    }
+    alts
+}
+
+/// A regex over integer text (`-?[0-9]+`, leading zeros allowed) that holds
+/// when the integer compares with `b` by `op` (`Neq` is not asked).
+fn int_cmp_regex(op: CmpOp, b: i128) -> String {
+    let zero = "-?0+".to_string();
+    let any_pos = "0*[1-9][0-9]*".to_string();
+    let any_neg = "-0*[1-9][0-9]*".to_string();
+    let pos = |alts: Vec<String>| (!alts.is_empty()).then(|| format!("0*(?:{})", alts.join("|")));
+    let neg = |alts: Vec<String>| (!alts.is_empty()).then(|| format!("-0*(?:{})", alts.join("|")));
+    let s = b.unsigned_abs().to_string();
+    let eq = match b.signum() {
+        0 => zero.clone(),
+        1 => format!("0*{s}"),
+        _ => format!("-0*{s}"),
+    };
+    let gt: Vec<Option<String>> = if b >= 0 {
+        vec![pos(nat_gt(&s))]
+    } else {
+        vec![Some(any_pos.clone()), Some(zero.clone()), neg(nat_lt(&s))]
+    };
+    let lt: Vec<Option<String>> = if b > 0 {
+        vec![Some(any_neg), Some(zero), pos(nat_lt(&s))]
+    } else {
+        vec![neg(nat_gt(&s))]
+    };
+    let alts: Vec<String> = match op {
+        CmpOp::Gt => gt.into_iter().flatten().collect(),
+        CmpOp::Lt => lt.into_iter().flatten().collect(),
+        CmpOp::Gte => gt.into_iter().flatten().chain([eq]).collect(),
+        CmpOp::Lte => lt.into_iter().flatten().chain([eq]).collect(),
+        CmpOp::Eq | CmpOp::Neq => vec![eq],
+    };
+    format!("(?s)^(?:{})(?!.)", alts.join("|"))
+}
+
+/// Characters by their (per-character, Unicode) lowercase: `k` → `K`, `K`
+/// (KELVIN SIGN); `i̇` → `İ`.
+fn lowercase_sources() -> &'static std::collections::HashMap<String, Vec<char>> {
+    static TABLE: std::sync::OnceLock<std::collections::HashMap<String, Vec<char>>> =
+        std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t: std::collections::HashMap<String, Vec<char>> = std::collections::HashMap::new();
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            let l: String = c.to_lowercase().collect();
+            if l.chars().ne(std::iter::once(c)) {
+                t.entry(l).or_default().push(c);
+            }
+        }
+        t
+    })
+}
+
+/// A regex over the original text that holds where the matcher's
+/// case-insensitive comparison of a lowercase literal does: each character
+/// of the text stands for its own lowercase, so `k` is `[kKK]` and `i̇` is
+/// `(?:i̇|İ|İ)`. Unlike `(?i)` this never admits case-folding extras
+/// (`ſ` for `s`, `ı` for `i`), and unlike `lower()` it keeps one text
+/// character one character for `?`.
+fn caseless_literal(s: &str) -> String {
+    let table = lowercase_sources();
+    let chars: Vec<char> = s.chars().collect();
+    let one = |c: char| -> String {
+        match table.get(&c.to_string()) {
+            Some(srcs) => {
+                let mut class = String::from("[");
+                class.push_str(&regex_escape(&c.to_string()));
+                for x in srcs {
+                    class.push_str(&regex_escape(&x.to_string()));
+                }
+                class.push(']');
+                class
+            }
+            None => regex_escape(&c.to_string()),
+        }
+    };
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        // A text character whose lowercase is several characters (`İ`)
+        // stands for all of them at once.
+        let multi = table.iter().find(|(l, _)| {
+            l.chars().count() > 1
+                && chars[i..]
+                    .iter()
+                    .take(l.chars().count())
+                    .copied()
+                    .eq(l.chars())
+        });
+        match multi {
+            Some((l, srcs)) => {
+                let n = l.chars().count();
+                let parts: String = chars[i..i + n].iter().map(|c| one(*c)).collect();
+                let whole: Vec<String> =
+                    srcs.iter().map(|x| regex_escape(&x.to_string())).collect();
+                out.push_str(&format!("(?:{parts}|{})", whole.join("|")));
+                i += n;
+            }
+            None => {
+                out.push_str(&one(chars[i]));
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The CIDR networks a `cidr` test accepts: the network, and for an IPv4
+/// network also its IPv4-mapped IPv6 form (`::ffff:10.0.0.0/104`), since
+/// the matcher reads `::ffff:10.1.2.3` as `10.1.2.3`.
+fn cidr_networks(addr: std::net::IpAddr, prefix: u8) -> Vec<String> {
+    let mut nets = vec![super::masked_network(addr, prefix)];
+    if let std::net::IpAddr::V4(a) = addr {
+        nets.push(super::masked_network(
+            std::net::IpAddr::V6(a.to_ipv6_mapped()),
+            96 + prefix.min(32),
+        ));
+    }
+    nets
+}
 
 /// The Splunk backend.
 pub struct Splunk<'a> {
@@ -245,7 +441,9 @@ impl Splunk<'_> {
                 format!("({})", parts.join(" OR "))
             }
             Check::Bool(b) => term(b.to_string()),
-            Check::Cidr { addr, prefix } => term(super::masked_network(*addr, *prefix)),
+            // No CIDR search terms: a term `f="10.0.0.0/8"` also matches the
+            // text `10.0.0.0/8` itself, which is no address (`cidrmatch()`
+            // in `where` instead).
             _ => return None,
         };
         Some(Ok(t))
@@ -292,6 +490,20 @@ impl Splunk<'_> {
             StrKind::Prefix(s) => re(format!("^{}", regex_escape(s))),
             StrKind::Suffix(s) => re(format!("{}{end}", regex_escape(s))),
             StrKind::Contains(s) => re(regex_escape(s)),
+            StrKind::Glob(pieces) if !cased => {
+                // On the original text: `?` is one character of the value
+                // even where lower-casing lengthens it (`İ` → `i̇`).
+                let mut body = String::from("^");
+                for g in pieces {
+                    match g {
+                        GlobPiece::Lit(s) => body.push_str(&caseless_literal(s)),
+                        GlobPiece::AnyRun => body.push_str(".*"),
+                        GlobPiece::AnyChar => body.push('.'),
+                    }
+                }
+                body.push_str(end);
+                format!("match({f}, {})", spl_quote(&format!("(?s){body}")))
+            }
             StrKind::Glob(pieces) => {
                 let mut body = String::from("^");
                 for g in pieces {
@@ -377,12 +589,22 @@ impl Backend for Splunk<'_> {
                     .collect();
                 format!("({g} AND ({}))", parts.join(" OR "))
             }
-            Check::Num { value, text } => format!(
-                "({g} AND ({} OR (match({f}, {}) AND tonumber({f})=={})))",
-                text_eq(&f, text),
-                spl_quote(NUMERIC_RE),
-                value
-            ),
+            Check::Num { value, text } => {
+                let double = format!(
+                    "match({f}, {}) AND tonumber({f})=={value}",
+                    spl_quote(NUMERIC_RE)
+                );
+                match int38(text) {
+                    // Integers beyond 2^53 compare exactly, by their digits.
+                    Some(b) if value.abs() >= EXACT_DOUBLE => format!(
+                        "({g} AND ({} OR (match({f}, {i}) AND match({f}, {})) OR ((NOT match({f}, {i})) AND {double})))",
+                        text_eq(&f, text),
+                        spl_quote(&int_cmp_regex(CmpOp::Eq, b)),
+                        i = spl_quote(INT38_RE),
+                    ),
+                    _ => format!("({g} AND ({} OR ({double})))", text_eq(&f, text)),
+                }
+            }
             Check::Bool(b) => format!(
                 "({g} AND {})",
                 text_eq(&format!("lower({f})"), &b.to_string())
@@ -405,10 +627,13 @@ impl Backend for Splunk<'_> {
                 };
                 format!("({g} AND match({f}, {}))", spl_quote(&pat))
             }
-            Check::Cidr { addr, prefix } => format!(
-                "({g} AND cidrmatch({}, {f}))",
-                spl_quote(&super::masked_network(*addr, *prefix))
-            ),
+            Check::Cidr { addr, prefix } => {
+                let nets: Vec<String> = cidr_networks(*addr, *prefix)
+                    .iter()
+                    .map(|n| format!("cidrmatch({}, {f})", spl_quote(n)))
+                    .collect();
+                format!("({g} AND ({}))", nets.join(" OR "))
+            }
             Check::Cmp { op, value } => {
                 let o = match op {
                     CmpOp::Gt => ">",
@@ -418,10 +643,31 @@ impl Backend for Splunk<'_> {
                     CmpOp::Eq => "==",
                     CmpOp::Neq => "!=",
                 };
-                format!(
-                    "({g} AND match({f}, {}) AND tonumber({f}){o}{value})",
+                // `tonumber(f)*0==0`: finite (`1e400` is no number to the
+                // matcher; infinity times 0 is NaN).
+                let double = format!(
+                    "match({f}, {}) AND tonumber({f})*0==0 AND tonumber({f}){o}{value}",
                     spl_quote(NUMERIC_RE)
-                )
+                );
+                if value.fract() == 0.0 && value.abs() >= EXACT_DOUBLE && value.abs() < 1e38 {
+                    // The matcher compares integer text with an integral
+                    // bound exactly; a double cannot beyond 2^53.
+                    let b = *value as i128;
+                    let int = if *op == CmpOp::Neq {
+                        format!(
+                            "NOT match({f}, {})",
+                            spl_quote(&int_cmp_regex(CmpOp::Eq, b))
+                        )
+                    } else {
+                        format!("match({f}, {})", spl_quote(&int_cmp_regex(*op, b)))
+                    };
+                    format!(
+                        "({g} AND ((match({f}, {i}) AND {int}) OR ((NOT match({f}, {i})) AND {double})))",
+                        i = spl_quote(INT38_RE),
+                    )
+                } else {
+                    format!("({g} AND {double})")
+                }
             }
             Check::TimePart { part, op, value } => self.time_part_where(&f, *part, *op, *value)?,
             Check::FieldRef {
