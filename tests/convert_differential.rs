@@ -150,14 +150,24 @@ const ADVERSARIAL: &str = r#"{"name": "adv double quote exact", "rule": "sel:\n 
 {"name": "adv cidr on the network text itself", "rule": "sel:\n  sourceIPAddress|cidr: 10.0.0.0/8\ncondition: sel", "event": {"sourceIPAddress": "10.0.0.0/8"}, "match": false}
 {"name": "adv cidr IPv4-mapped IPv6 outside", "rule": "sel:\n  sourceIPAddress|cidr: 10.0.0.0/8\ncondition: sel", "event": {"sourceIPAddress": "::ffff:11.1.2.3"}, "match": false}
 {"name": "adv cidr IPv4-mapped IPv6 in full form", "rule": "sel:\n  sourceIPAddress|cidr: 10.0.0.0/8\ncondition: sel", "event": {"sourceIPAddress": "0:0:0:0:0:FFFF:0a01:0203"}, "match": true}
+{"name": "adv dotless i does not equal i", "rule": "sel:\n  eventName: DeleteTrail\ncondition: sel", "event": {"eventName": "DeleteTra\u0131l"}, "match": false}
+{"name": "adv long s does not equal s", "rule": "sel:\n  eventName: ListBuckets\ncondition: sel", "event": {"eventName": "ListBucket\u017f"}, "match": false}
+{"name": "adv dotted capital I is not i in contains", "rule": "sel:\n  userAgent|contains: admin\ncondition: sel", "event": {"userAgent": "xAdm\u0130n"}, "match": false}
 {"name": "adv or precedence", "rule": "a:\n  eventName: A\nb:\n  eventSource: B\nc:\n  awsRegion: C\ncondition: a or b and c", "event": {"eventName": "x", "eventSource": "B", "awsRegion": "z"}, "match": false}"#;
 
 /// Disagreements that are understood and documented in docs/backends.md
 /// ("Known divergences"): (target, case name).
 const KNOWN: &[(&str, &str)] = &[
-    // Splunk: none. 1. to 4. and 7. are refused (MUST_REFUSE); 5., 6. and
+    // Splunk: only 11. below. 1. to 4. and 7. are refused (MUST_REFUSE); 5., 6. and
     // 8. are exact (the `adv … on a declared path` cases and the corpus's
     // `cidr IPv4-mapped IPv6 address` pin them).
+    // Splunk 11.: a case-insensitive search term (the oracle: Python `re.I`)
+    // also lets `ı`/`İ` stand for `i` and `ſ` for `s`, which the matcher's
+    // lowercase comparison does not.
+    ("splunk", "adv dotless i does not equal i"),
+    ("splunk", "adv long s does not equal s"),
+    ("splunk", "adv dotted capital I is not i in contains"),
+    ("athena", "adv dotted capital I is not i in contains"),
     // Athena 5.: `TRY_CAST(… AS DOUBLE)` beyond 2^53.
     ("athena", "adv gt beyond 2^53 on a declared path"),
     ("athena", "adv lt below -2^53"),

@@ -233,10 +233,13 @@ pub fn convert_rule(
     view: bool,
 ) -> Out {
     match target {
-        Target::Splunk => spl::Splunk {
-            mapping: &mapping.splunk,
+        Target::Splunk => {
+            let q = spl::Splunk {
+                mapping: &mapping.splunk,
+            }
+            .convert(rule)?;
+            spl::with_time_range(q, &mapping.splunk.base, options)
         }
-        .convert(rule),
         Target::Athena => athena::Athena {
             mapping: &mapping.athena,
             options: options.clone(),
@@ -427,6 +430,31 @@ mod tests {
             "from_iso8601_timestamp(eventtime) >= from_iso8601_timestamp('2024-01-15T00:00:00Z')"
         ));
         assert!(q.contains("BETWEEN '2024/01/15' AND '2024/01/16'"), "{q}");
+    }
+
+    #[test]
+    fn splunk_time_range() {
+        let r = rule("  sel: {eventName: x}\n  condition: sel\n");
+        let o = Options {
+            since: Some("2024-01-15T00:00:00Z".into()),
+            until: Some("2024-01-16T01:00:00.250+01:00".into()),
+        };
+        let q = convert_rule(&r, Target::Splunk, &Mapping::default(), &o, false).unwrap();
+        assert_eq!(
+            q,
+            r#"sourcetype="aws:cloudtrail" earliest=1705276800 latest=1705363200.250 eventName="x""#
+        );
+        let o = Options {
+            since: Some("2024-01-15".into()),
+            until: None,
+        };
+        let q = convert_rule(&r, Target::Splunk, &Mapping::default(), &o, false).unwrap();
+        assert!(q.contains(" earliest=1705276800 "), "{q}");
+        let o = Options {
+            since: Some("yesterday".into()),
+            until: None,
+        };
+        assert!(convert_rule(&r, Target::Splunk, &Mapping::default(), &o, false).is_err());
     }
 
     #[test]

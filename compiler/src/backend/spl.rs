@@ -572,7 +572,7 @@ impl Backend for Splunk<'_> {
     fn pred(&self, p: &Pred) -> Out {
         let Some(field) = &p.field else {
             return Err(Unsupported::construct(
-                "keywords search every leaf value; Splunk's free-text search also matches keys and raw JSON syntax",
+                "keywords (values without a field) search the text of every string, number and boolean leaf, JSON escapes decoded; Splunk's free text and `_raw` also hold keys, JSON punctuation, `null` and escapes as written (`\\u0041`), and no field holds every leaf (a `{}`-spelling per path is unknown in advance)",
             ));
         };
         let path = field.as_str();
@@ -717,6 +717,99 @@ impl Backend for Splunk<'_> {
         }
         let cond = self.expr(&rule.expr)?;
         self.finish(rule, cond)
+    }
+}
+
+/// An ISO-8601 / RFC 3339 time (`2024-01-15`, `2024-01-15T10:00:00Z`,
+/// `2024-01-15T10:00:00.250+01:00`; no offset means UTC) as Unix epoch
+/// milliseconds.
+pub fn epoch_millis(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let s = std::str::from_utf8(b.get(r)?).ok()?;
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())?
+    };
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (mut h, mut mi, mut sec, mut millis, mut i) = (0, 0, 0, 0, 10);
+    if b.len() > 10 {
+        if b.len() < 19 || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+            return None;
+        }
+        (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        i = 19;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            let start = i;
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            let frac = std::str::from_utf8(&b[start..i]).ok()?;
+            if frac.is_empty() || frac.len() > 3 {
+                return None;
+            }
+            let padded: String = frac.chars().chain("000".chars()).take(3).collect();
+            millis = padded.parse().ok()?;
+        }
+    }
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 59 {
+        return None;
+    }
+    let offset_min = match b.get(i) {
+        None => 0,
+        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
+        Some(sign @ (b'+' | b'-')) if b.len() == i + 6 && b[i + 3] == b':' => {
+            let m = num(i + 1..i + 3)? * 60 + num(i + 4..i + 6)?;
+            if *sign == b'+' {
+                m
+            } else {
+                -m
+            }
+        }
+        _ => return None,
+    };
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    Some((days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60) * 1000 + millis)
+}
+
+fn epoch_text(ms: i64) -> String {
+    if ms.rem_euclid(1000) == 0 {
+        ms.div_euclid(1000).to_string()
+    } else {
+        format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
+    }
+}
+
+/// Adds `--since` / `--until` to a search as `earliest=` / `latest=` in Unix
+/// epoch seconds (Splunk keeps `earliest <= _time < latest`; `_time` is the
+/// record's `eventTime`), right after the base search.
+pub fn with_time_range(query: String, base: &str, options: &super::Options) -> Out {
+    let mut terms = String::new();
+    for (name, t) in [("earliest", &options.since), ("latest", &options.until)] {
+        if let Some(t) = t {
+            let ms = epoch_millis(t).ok_or_else(|| {
+                Unsupported::construct(format!(
+                    "`{t}` is not an ISO-8601 time (`2024-01-15`, `2024-01-15T10:00:00Z`)"
+                ))
+            })?;
+            terms.push_str(&format!(" {name}={}", epoch_text(ms)));
+        }
+    }
+    if terms.is_empty() {
+        return Ok(query);
+    }
+    match query.strip_prefix(base) {
+        Some(rest) => Ok(format!("{base}{terms}{rest}")),
+        None => Ok(format!("{base}{terms} | search {query}")),
     }
 }
 
