@@ -131,6 +131,9 @@ fn int_cmp_regex(op: CmpOp, b: i128) -> String {
     format!("(?s)^(?:{})(?!.)", alts.join("|"))
 }
 
+/// Above this code point no character has a different lowercase.
+const CASED_LIMIT: u32 = 0x20000;
+
 /// Characters by their (per-character, Unicode) lowercase: `k` → `K`, `K`
 /// (KELVIN SIGN); `i̇` → `İ`.
 fn lowercase_sources() -> &'static std::collections::HashMap<String, Vec<char>> {
@@ -138,7 +141,9 @@ fn lowercase_sources() -> &'static std::collections::HashMap<String, Vec<char>> 
         std::sync::OnceLock::new();
     TABLE.get_or_init(|| {
         let mut t: std::collections::HashMap<String, Vec<char>> = std::collections::HashMap::new();
-        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+        // Every character with a different lowercase lies below U+20000
+        // (the last are Adlam's, U+1E900..U+1E921; checked by a test).
+        for c in (0..CASED_LIMIT).filter_map(char::from_u32) {
             let l: String = c.to_lowercase().collect();
             if l.chars().ne(std::iter::once(c)) {
                 t.entry(l).or_default().push(c);
@@ -927,5 +932,33 @@ impl Splunk<'_> {
             )));
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_cased_character_beyond_the_table_limit() {
+        assert!((CASED_LIMIT..=0x10FFFF)
+            .filter_map(char::from_u32)
+            .all(|c| c.to_lowercase().eq(std::iter::once(c))));
+    }
+
+    #[test]
+    fn integer_regexes_compare_like_integers() {
+        assert_eq!(
+            int_cmp_regex(CmpOp::Gt, 99),
+            "(?s)^(?:0*(?:[1-9][0-9]{2,}))(?!.)"
+        );
+        assert_eq!(
+            int_cmp_regex(CmpOp::Lt, -101),
+            "(?s)^(?:-0*(?:[1-9][0-9]{3,}|[2-9][0-9]{2}|1[1-9][0-9]|10[2-9]))(?!.)"
+        );
+        assert_eq!(
+            int_cmp_regex(CmpOp::Lte, 1),
+            "(?s)^(?:-0*[1-9][0-9]*|-?0+|0*1)(?!.)"
+        );
     }
 }
