@@ -300,6 +300,21 @@ impl Splunk<'_> {
         {
             return Ok(());
         }
+        let top = path.split('.').next().unwrap_or(path);
+        let m = self.mapping;
+        let known_top = m
+            .scalars
+            .iter()
+            .chain(&m.fixed)
+            .chain(&m.arrays)
+            .chain(&m.objects)
+            .chain(m.fields.keys())
+            .any(|p| p.split('.').next() == Some(top));
+        if !known_top {
+            return Err(Unsupported::field(format!(
+                "`{path}`: CloudTrail records have no top-level field `{top}` (field names are case-sensitive JSON paths: `eventName`, not `eventname`); declare the path under `splunk.scalars` in the mapping file if your records have it"
+            )));
+        }
         Err(Unsupported::construct(format!(
             "`{path}` is not a declared scalar path: there it may hold an object (Splunk extracts only its leaves, so no field holds the object the matcher tests), an array of arrays (Splunk names it `{{}}{{}}`) or be spelled by a record key containing a dot (flattened like the path), so no search is exact; declare it under `splunk.scalars` in the mapping file if it always holds a scalar or an array of scalars"
         )))
