@@ -162,8 +162,11 @@ pub(crate) fn regex_escape(s: &str) -> String {
     out
 }
 
-/// The numeric-text guard both backends use before a numeric cast: JSON
-/// number syntax (leading zeros allowed), no spaces, no `NaN`/`Infinity`.
+/// The former numeric-text guard (JSON number syntax, `$`-anchored). The
+/// backends now use the matcher's number syntax anchored to the very end
+/// (`spl::NUMERIC_RE`, `athena::NUMERIC_RE`); kept for code written
+/// against it meanwhile (correlation exports).
+#[allow(dead_code)]
 pub(crate) const NUMERIC_RE: &str = "^-?[0-9]+(\\.[0-9]+)?([eE][+-]?[0-9]+)?$";
 
 /// The `rule` tests in a file name friendly form.
@@ -316,7 +319,13 @@ mod tests {
         let s = s.unwrap();
         assert!(!s.contains("a*c"), "{s}");
         assert!(s.contains("^[aA].[cC](?!.)"), "{s}");
-        assert!(a.unwrap().contains("LIKE 'a_c' ESCAPE"));
+        let a = a.unwrap();
+        assert!(
+            a.contains(r"regexp_like(useragent, '(?s)^[aA].[cC]\z')"),
+            "{a}"
+        );
+        let (_, a) = both("  sel: {userAgent: 'a*c'}\n  condition: sel\n");
+        assert!(a.unwrap().contains("LIKE 'a%c' ESCAPE"));
     }
 
     #[test]

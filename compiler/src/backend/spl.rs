@@ -29,10 +29,10 @@ const NUMERIC_RE: &str = "(?s)^[+-]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([eE][+-]?[0-9
 const INT38_RE: &str = "(?s)^-?[0-9]{1,38}(?!.)";
 
 /// 2^53: from here on a double no longer holds every integer.
-const EXACT_DOUBLE: f64 = 9_007_199_254_740_992.0;
+pub(crate) const EXACT_DOUBLE: f64 = 9_007_199_254_740_992.0;
 
 /// The matcher's integer reading of a text (`-?`, at most 38 digits).
-fn int38(text: &str) -> Option<i128> {
+pub(crate) fn int38(text: &str) -> Option<i128> {
     let digits = text.strip_prefix('-').unwrap_or(text);
     (!digits.is_empty() && digits.len() <= 38 && digits.bytes().all(|b| b.is_ascii_digit()))
         .then(|| text.parse().ok())
@@ -100,6 +100,11 @@ fn nat_lt(s: &str) -> Vec<String> {
 /// A regex over integer text (`-?[0-9]+`, leading zeros allowed) that holds
 /// when the integer compares with `b` by `op` (`Neq` is not asked).
 fn int_cmp_regex(op: CmpOp, b: i128) -> String {
+    format!("(?s)^{}(?!.)", int_cmp_alternatives(op, b))
+}
+
+/// The unanchored body of [`int_cmp_regex`]: `(?:…|…)`.
+pub(crate) fn int_cmp_alternatives(op: CmpOp, b: i128) -> String {
     let zero = "-?0+".to_string();
     let any_pos = "0*[1-9][0-9]*".to_string();
     let any_neg = "-0*[1-9][0-9]*".to_string();
@@ -128,7 +133,7 @@ fn int_cmp_regex(op: CmpOp, b: i128) -> String {
         CmpOp::Lte => lt.into_iter().flatten().chain([eq]).collect(),
         CmpOp::Eq | CmpOp::Neq => vec![eq],
     };
-    format!("(?s)^(?:{})(?!.)", alts.join("|"))
+    format!("(?:{})", alts.join("|"))
 }
 
 /// Above this code point no character has a different lowercase.
@@ -159,7 +164,7 @@ fn lowercase_sources() -> &'static std::collections::HashMap<String, Vec<char>> 
 /// `(?:i̇|İ|İ)`. Unlike `(?i)` this never admits case-folding extras
 /// (`ſ` for `s`, `ı` for `i`), and unlike `lower()` it keeps one text
 /// character one character for `?`.
-fn caseless_literal(s: &str) -> String {
+pub(crate) fn caseless_literal(s: &str) -> String {
     let table = lowercase_sources();
     let chars: Vec<char> = s.chars().collect();
     let one = |c: char| -> String {
