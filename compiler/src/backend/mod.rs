@@ -374,6 +374,17 @@ mod tests {
         let r = rule("  sel: {requestParameters.bucketPolicy|exists: true}\n  condition: sel\n");
         let q = convert_rule(&r, Target::Splunk, &m, &Options::default(), false).unwrap();
         assert!(q.contains("requestParameters.bucketPolicy=*"), "{q}");
+        // Five segments that may be arrays: 32 spellings, refused rather
+        // than searched under one.
+        let mut d = crate::diag::Diagnostics::new();
+        let m = Mapping::from_text(
+            Path::new("m.yml"),
+            "splunk:\n  scalars: [requestParameters.a.b.c.d.e]\n",
+            &mut d,
+        );
+        let r = rule("  sel: {requestParameters.a.b.c.d.e: x}\n  condition: sel\n");
+        let e = convert_rule(&r, Target::Splunk, &m, &Options::default(), false).unwrap_err();
+        assert!(e.message.contains("32 spellings"), "{}", e.message);
     }
 
     #[test]

@@ -359,7 +359,12 @@ impl Splunk<'_> {
             names = next;
         }
         if names.len() > 16 {
-            names = vec![first];
+            // Trying only the declared spelling would silently miss records
+            // where an undeclared segment is an array.
+            return Err(Unsupported::construct(format!(
+                "`{path}` has too many segments that may hold an array ({} spellings with and without `{{}}`); declare them under `splunk.fixed` or `splunk.arrays` in the mapping file",
+                names.len()
+            )));
         }
         names
             .into_iter()
