@@ -4,13 +4,17 @@
 //!
 //! A rule becomes a base search plus, where search terms cannot say it
 //! exactly, one `| where` clause. Search terms are used for case-insensitive
-//! ASCII text without `*` (a backslash cannot escape `*` in Splunk), `field=*`
-//! tests and CIDR terms; they work on multivalue (array) fields with "any
-//! value" semantics. Everything else (cased text, literal `*`, non-ASCII text,
-//! regexes, numbers, comparisons, time parts, field references) is a `where`
-//! expression whose every test is guarded by `isnotnull()`, so it is
-//! two-valued and `NOT` keeps records without the field. Negation is always
-//! `NOT (...)`, never `!=`.
+//! ASCII text without `*` or `?` (a backslash cannot escape `*` in Splunk)
+//! and `field=*` tests; they work on multivalue (array) fields with "any
+//! value" semantics. Everything else (cased text, literal `*`, `?`, non-ASCII
+//! text, regexes, numbers, comparisons, CIDR, time parts, field references)
+//! is a `where` expression whose every test is guarded by `isnotnull()`, so
+//! it is two-valued and `NOT` keeps records without the field. Negation is
+//! always `NOT (...)`, never `!=`.
+//!
+//! Only paths the mapping declares scalar (`splunk.scalars`) are tested: at
+//! other paths the add-on's fields can differ from the record's values
+//! (objects, arrays of arrays, keys containing dots; `Splunk::declared`).
 
 use crate::ir::{
     Check, CorrelationInput, CorrelationIr, Expr, GlobPiece, Pred, RuleInfo, RuleIr, StrKind,
