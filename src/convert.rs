@@ -65,6 +65,16 @@ pub fn run(o: ConvertOptions) -> u8 {
         }
         _ => {}
     }
+    if target == Target::Splunk {
+        for t in [&o.since, &o.until].into_iter().flatten() {
+            if spl::epoch_millis(t).is_none() {
+                eprintln!(
+                    "error: `{t}` is not an ISO-8601 time (`2024-01-15`, `2024-01-15T10:00:00Z`)"
+                );
+                return EXIT_USAGE;
+            }
+        }
+    }
     let config = match config(o.placeholders) {
         Ok(c) => c,
         Err(diags) => {

@@ -82,10 +82,10 @@ enum Command {
         /// YAML field-mapping file (docs/backends.md).
         #[arg(long)]
         mapping: Option<PathBuf>,
-        /// Athena: only events at or after this ISO-8601 time.
+        /// Only events at or after this ISO-8601 time (Athena: `eventtime >=`; Splunk: `earliest=`).
         #[arg(long)]
         since: Option<String>,
-        /// Athena: only events before this ISO-8601 time.
+        /// Only events before this ISO-8601 time (Athena: `eventtime <`; Splunk: `latest=`).
         #[arg(long)]
         until: Option<String>,
         /// YAML file of `expand` placeholder values.

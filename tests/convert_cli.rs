@@ -98,5 +98,29 @@ fn json_contract_and_unsupported_rules() {
     );
     let (code, _, _) = sigil(&["convert", "--target", "splunk", "--format", "view", &good]);
     assert_eq!(code, 2);
+    let (code, out, err) = sigil(&[
+        "convert",
+        "--target",
+        "splunk",
+        "--since",
+        "2024-01-15T00:00:00Z",
+        "--until",
+        "2024-01-16",
+        &good,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("sourcetype=\"aws:cloudtrail\" earliest=1705276800 latest=1705363200 eventName=\"stoplogging\""),
+        "{out}"
+    );
+    let (code, _, err) = sigil(&[
+        "convert",
+        "--target",
+        "splunk",
+        "--since",
+        "yesterday",
+        &good,
+    ]);
+    assert_eq!(code, 2, "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,7 +10,22 @@ use crate::ir::{Check, GlobPiece, Pred, RuleIr, StrKind};
 use crate::rule::{CmpOp, Position, TimePart};
 
 use super::mapping::{AthenaMapping, ColumnKind};
-use super::{Backend, Options, Out, Unsupported, NUMERIC_RE};
+use super::spl::{caseless_literal, int38, int_cmp_alternatives, EXACT_DOUBLE};
+use super::{Backend, Options, Out, Unsupported};
+
+/// Numeric text as the matcher reads it (Rust's `f64` syntax without
+/// `inf`/`NaN`: optional sign, `5`, `5.`, `.5`, exponent), to the very end
+/// (`\z`: `$` in Trino's regexes also accepts a final newline).
+const NUMERIC_RE: &str = "^[+-]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([eE][+-]?[0-9]+)?\\z";
+
+/// Integer text the matcher compares exactly (as `i128`).
+const INT38_RE: &str = "^-?[0-9]{1,38}\\z";
+
+/// `TRY_CAST(x AS DOUBLE)` is finite (`1e400` is no number to the matcher;
+/// the cast gives infinity).
+fn finite(d: &str) -> String {
+    format!("{d} BETWEEN -1.7976931348623157E308 AND 1.7976931348623157E308")
+}
 
 #[path = "athena_correlation.rs"]
 mod correlation;
@@ -60,6 +75,23 @@ enum Place {
 /// A SQL string literal.
 pub fn sql_str(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Whether `lower(col) LIKE pattern` could differ from the matcher, which
+/// matches each character of the value by its own lowercase: where
+/// lower-casing lengthens a character (`İ` → `i̇`), `_` would take one half
+/// of it, and a wildcard could start or end between the halves (a literal
+/// ending in `i` before a wildcard, or starting with U+0307 after one).
+fn lengthening_sensitive(pieces: &[GlobPiece]) -> bool {
+    let wild = |g: Option<&GlobPiece>| matches!(g, Some(GlobPiece::AnyRun | GlobPiece::AnyChar));
+    pieces.iter().enumerate().any(|(i, g)| match g {
+        GlobPiece::AnyChar => true,
+        GlobPiece::AnyRun => false,
+        GlobPiece::Lit(s) => {
+            (s.ends_with('i') && wild(pieces.get(i + 1)))
+                || (s.starts_with('\u{307}') && i > 0 && wild(pieces.get(i - 1)))
+        }
+    })
 }
 
 fn like_pattern(pieces: &[GlobPiece]) -> String {
@@ -237,6 +269,21 @@ impl Athena<'_> {
                             GlobPiece::AnyRun
                         ]))
                     ),
+                    StrKind::Glob(pieces) if !m.cased && lengthening_sensitive(pieces) => {
+                        // On the original text, each literal character the
+                        // class of those whose lowercase it is: `_` after
+                        // `lower()` would count `İ` (`i̇`) as two characters.
+                        let mut body = String::from("(?s)^");
+                        for g in pieces {
+                            match g {
+                                GlobPiece::Lit(s) => body.push_str(&caseless_literal(s)),
+                                GlobPiece::AnyRun => body.push_str(".*"),
+                                GlobPiece::AnyChar => body.push('.'),
+                            }
+                        }
+                        body.push_str("\\z");
+                        format!("regexp_like({v}, {})", sql_str(&body))
+                    }
                     StrKind::Glob(pieces) => {
                         format!("{l} LIKE {} ESCAPE '\\'", sql_str(&like_pattern(pieces)))
                     }
@@ -247,12 +294,23 @@ impl Athena<'_> {
                 let vals: Vec<String> = values.iter().map(|s| sql_str(s)).collect();
                 format!("{l} IN ({})", vals.join(", "))
             }
-            Check::Num { value, text } => format!(
-                "({v} = {} OR (regexp_like({v}, {}) AND TRY_CAST({v} AS DOUBLE) = {}))",
-                sql_str(text),
-                sql_str(NUMERIC_RE),
-                num_lit(*value)
-            ),
+            Check::Num { value, text } => {
+                let double = format!(
+                    "regexp_like({v}, {}) AND TRY_CAST({v} AS DOUBLE) = {}",
+                    sql_str(NUMERIC_RE),
+                    num_lit(*value)
+                );
+                match int38(text) {
+                    // Integers beyond 2^53 compare exactly, by their digits.
+                    Some(b) if value.abs() >= EXACT_DOUBLE => format!(
+                        "({v} = {} OR (regexp_like({v}, {i}) AND regexp_like({v}, {})) OR (NOT regexp_like({v}, {i}) AND {double}))",
+                        sql_str(text),
+                        sql_str(&format!("^{}\\z", int_cmp_alternatives(CmpOp::Eq, b))),
+                        i = sql_str(INT38_RE),
+                    ),
+                    _ => format!("({v} = {} OR ({double}))", sql_str(text)),
+                }
+            }
             Check::Bool(b) => format!("lower({v}) = {}", sql_str(&b.to_string())),
             Check::Regex { pattern, flags } => {
                 let mut f = String::new();
@@ -276,12 +334,37 @@ impl Athena<'_> {
                 "contains({}, TRY_CAST({v} AS IPADDRESS))",
                 sql_str(&super::masked_network(*addr, *prefix))
             ),
-            Check::Cmp { op, value } => format!(
-                "(regexp_like({v}, {}) AND TRY_CAST({v} AS DOUBLE) {} {})",
-                sql_str(NUMERIC_RE),
-                cmp_sql(*op),
-                num_lit(*value)
-            ),
+            Check::Cmp { op, value } => {
+                let double = format!(
+                    "regexp_like({v}, {}) AND {} AND TRY_CAST({v} AS DOUBLE) {} {}",
+                    sql_str(NUMERIC_RE),
+                    finite(&format!("TRY_CAST({v} AS DOUBLE)")),
+                    cmp_sql(*op),
+                    num_lit(*value)
+                );
+                if value.fract() == 0.0 && value.abs() >= EXACT_DOUBLE && value.abs() < 1e38 {
+                    // The matcher compares integer text with an integral
+                    // bound exactly; a double cannot beyond 2^53.
+                    let b = *value as i128;
+                    let int = if *op == CmpOp::Neq {
+                        format!(
+                            "NOT regexp_like({v}, {})",
+                            sql_str(&format!("^{}\\z", int_cmp_alternatives(CmpOp::Eq, b)))
+                        )
+                    } else {
+                        format!(
+                            "regexp_like({v}, {})",
+                            sql_str(&format!("^{}\\z", int_cmp_alternatives(*op, b)))
+                        )
+                    };
+                    format!(
+                        "((regexp_like({v}, {i}) AND {int}) OR (NOT regexp_like({v}, {i}) AND {double}))",
+                        i = sql_str(INT38_RE),
+                    )
+                } else {
+                    format!("({double})")
+                }
+            }
             Check::TimePart { part, op, value } => {
                 let date = "^[0-9]{4}-[0-9]{2}-[0-9]{2}";
                 let time = "^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}";

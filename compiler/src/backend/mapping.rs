@@ -62,6 +62,14 @@ pub struct SplunkMapping {
     /// Record paths known never to hold arrays. Any other path segment may
     /// be an array, so search terms also try the `{}` spelling there.
     pub fixed: Vec<String>,
+    /// Record paths declared to hold a scalar (string, number, boolean),
+    /// null, or an array of scalars: never an object, never an array of
+    /// arrays (on the way either), and never spelled by a record key that
+    /// contains a dot. Only these (and renamed `fields`) are tested: at any
+    /// other path Splunk's extraction can differ from the record's value
+    /// (an object has no field, `a{}{}` for nested arrays, a key `a.b`
+    /// flattens like the path `a.b`), so a test there is refused (S500).
+    pub scalars: Vec<String>,
     /// Cron schedule of saved searches.
     pub cron: String,
 }
@@ -155,6 +163,19 @@ const DEFAULT_ARRAYS: &[&str] = &[
     "requestParameters.launchPermission.remove.items",
 ];
 
+/// Paths the SigmaHQ CloudTrail rules test that CloudTrail writes as arrays
+/// of strings (or strings), declared scalars for Splunk only: Athena's
+/// `json_extract_scalar` does not fan out through them.
+const SPLUNK_EXTRA_SCALARS: &[&str] = &[
+    "managementEvent",
+    "resources.ARN",
+    "resources.accountId",
+    "resources.type",
+    "requestParameters.x-amz-acl",
+    "requestParameters.layers",
+    "requestParameters.containerDefinitions.command",
+];
+
 /// Scalars CloudTrail writes below its JSON-text columns (AWS CloudTrail
 /// record contents; the request and response fields the rules test).
 const DEFAULT_JSON_SCALARS: &[&str] = &[
@@ -241,6 +262,12 @@ impl Default for Mapping {
                             .filter(|p| !p.contains(".items.")),
                     )
                     .chain(&["responseElements.pendingModifiedValues"])
+                    .map(|s| s.to_string())
+                    .collect(),
+                scalars: SCALARS
+                    .iter()
+                    .chain(DEFAULT_JSON_SCALARS)
+                    .chain(SPLUNK_EXTRA_SCALARS)
                     .map(|s| s.to_string())
                     .collect(),
             },
@@ -415,7 +442,9 @@ impl Mapping {
             check_keys(
                 &source,
                 s,
-                &["base", "fields", "arrays", "objects", "fixed", "cron"],
+                &[
+                    "base", "fields", "arrays", "objects", "fixed", "scalars", "cron",
+                ],
                 diags,
             );
             if let Some(t) = s.get("base").and_then(Node::as_str) {
@@ -437,6 +466,9 @@ impl Mapping {
             }
             if let Some(f) = s.get("fixed") {
                 m.splunk.fixed.extend(str_list(&source, f, diags));
+            }
+            if let Some(f) = s.get("scalars") {
+                m.splunk.scalars.extend(str_list(&source, f, diags));
             }
         }
         m

@@ -162,8 +162,11 @@ pub(crate) fn regex_escape(s: &str) -> String {
     out
 }
 
-/// The numeric-text guard both backends use before a numeric cast: JSON
-/// number syntax (leading zeros allowed), no spaces, no `NaN`/`Infinity`.
+/// The former numeric-text guard (JSON number syntax, `$`-anchored). The
+/// backends now use the matcher's number syntax anchored to the very end
+/// (`spl::NUMERIC_RE`, `athena::NUMERIC_RE`); kept for code written
+/// against it meanwhile (correlation exports).
+#[allow(dead_code)]
 pub(crate) const NUMERIC_RE: &str = "^-?[0-9]+(\\.[0-9]+)?([eE][+-]?[0-9]+)?$";
 
 /// The `rule` tests in a file name friendly form.
@@ -233,10 +236,13 @@ pub fn convert_rule(
     view: bool,
 ) -> Out {
     match target {
-        Target::Splunk => spl::Splunk {
-            mapping: &mapping.splunk,
+        Target::Splunk => {
+            let q = spl::Splunk {
+                mapping: &mapping.splunk,
+            }
+            .convert(rule)?;
+            spl::with_time_range(q, &mapping.splunk.base, options)
         }
-        .convert(rule),
         Target::Athena => athena::Athena {
             mapping: &mapping.athena,
             options: options.clone(),
@@ -312,8 +318,73 @@ mod tests {
         let (s, a) = both("  sel: {userAgent: 'a?c'}\n  condition: sel\n");
         let s = s.unwrap();
         assert!(!s.contains("a*c"), "{s}");
-        assert!(s.contains("^a.c(?!.)"), "{s}");
-        assert!(a.unwrap().contains("LIKE 'a_c' ESCAPE"));
+        assert!(s.contains("^[aA].[cC](?!.)"), "{s}");
+        let a = a.unwrap();
+        assert!(
+            a.contains(r"regexp_like(useragent, '(?s)^[aA].[cC]\z')"),
+            "{a}"
+        );
+        let (_, a) = both("  sel: {userAgent: 'a*c'}\n  condition: sel\n");
+        assert!(a.unwrap().contains("LIKE 'a%c' ESCAPE"));
+    }
+
+    #[test]
+    fn question_mark_is_one_character_of_the_original_text() {
+        let (s, _) = both("  sel: {userAgent: '?stanbul'}\n  condition: sel\n");
+        let s = s.unwrap();
+        assert!(!s.contains("lower("), "{s}");
+        assert!(s.contains("^.[sS][tT]"), "{s}");
+        let (s, _) = both("  sel: {userAgent: 'İ?k'}\n  condition: sel\n");
+        let s = s.unwrap();
+        assert!(s.contains("(?:[iI]\u{307}|\u{130}).[kK\u{212a}]"), "{s}");
+    }
+
+    #[test]
+    fn integers_beyond_2_53_compare_by_digits() {
+        let (s, _) =
+            both("  sel: {additionalEventData.bytesTransferredOut|gt: 9007199254740992}\n  condition: sel\n");
+        let s = s.unwrap();
+        assert!(s.contains("900719925474099[3-9]"), "{s}");
+        let (s, _) =
+            both("  sel: {additionalEventData.bytesTransferredOut|gt: 7}\n  condition: sel\n");
+        assert!(!s.unwrap().contains("[0-9]{1,38}"));
+    }
+
+    #[test]
+    fn cidr_covers_ipv4_mapped_addresses() {
+        let (s, _) = both("  sel: {sourceIPAddress|cidr: 10.1.2.3/8}\n  condition: sel\n");
+        let s = s.unwrap();
+        assert!(s.contains(r#"cidrmatch("10.0.0.0/8", 'sourceIPAddress') OR cidrmatch("::ffff:10.0.0.0/104", 'sourceIPAddress')"#), "{s}");
+    }
+
+    #[test]
+    fn undeclared_paths_are_refused_on_splunk() {
+        let (s, _) =
+            both("  sel: {requestParameters.bucketPolicy|exists: true}\n  condition: sel\n");
+        let e = s.unwrap_err();
+        assert_eq!(e.code, "S500");
+        assert!(e.message.contains("splunk.scalars"), "{}", e.message);
+        let mut d = crate::diag::Diagnostics::new();
+        let m = Mapping::from_text(
+            Path::new("m.yml"),
+            "splunk:\n  scalars: [requestParameters.bucketPolicy]\n",
+            &mut d,
+        );
+        assert!(!d.has_errors());
+        let r = rule("  sel: {requestParameters.bucketPolicy|exists: true}\n  condition: sel\n");
+        let q = convert_rule(&r, Target::Splunk, &m, &Options::default(), false).unwrap();
+        assert!(q.contains("requestParameters.bucketPolicy=*"), "{q}");
+        // Five segments that may be arrays: 32 spellings, refused rather
+        // than searched under one.
+        let mut d = crate::diag::Diagnostics::new();
+        let m = Mapping::from_text(
+            Path::new("m.yml"),
+            "splunk:\n  scalars: [requestParameters.a.b.c.d.e]\n",
+            &mut d,
+        );
+        let r = rule("  sel: {requestParameters.a.b.c.d.e: x}\n  condition: sel\n");
+        let e = convert_rule(&r, Target::Splunk, &m, &Options::default(), false).unwrap_err();
+        assert!(e.message.contains("32 spellings"), "{}", e.message);
     }
 
     #[test]
@@ -379,6 +450,31 @@ mod tests {
             "from_iso8601_timestamp(eventtime) >= from_iso8601_timestamp('2024-01-15T00:00:00Z')"
         ));
         assert!(q.contains("BETWEEN '2024/01/15' AND '2024/01/16'"), "{q}");
+    }
+
+    #[test]
+    fn splunk_time_range() {
+        let r = rule("  sel: {eventName: x}\n  condition: sel\n");
+        let o = Options {
+            since: Some("2024-01-15T00:00:00Z".into()),
+            until: Some("2024-01-16T01:00:00.250+01:00".into()),
+        };
+        let q = convert_rule(&r, Target::Splunk, &Mapping::default(), &o, false).unwrap();
+        assert_eq!(
+            q,
+            r#"sourcetype="aws:cloudtrail" earliest=1705276800 latest=1705363200.250 eventName="x""#
+        );
+        let o = Options {
+            since: Some("2024-01-15".into()),
+            until: None,
+        };
+        let q = convert_rule(&r, Target::Splunk, &Mapping::default(), &o, false).unwrap();
+        assert!(q.contains(" earliest=1705276800 "), "{q}");
+        let o = Options {
+            since: Some("yesterday".into()),
+            until: None,
+        };
+        assert!(convert_rule(&r, Target::Splunk, &Mapping::default(), &o, false).is_err());
     }
 
     #[test]

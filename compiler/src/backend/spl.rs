@@ -4,19 +4,229 @@
 //!
 //! A rule becomes a base search plus, where search terms cannot say it
 //! exactly, one `| where` clause. Search terms are used for case-insensitive
-//! ASCII text without `*` (a backslash cannot escape `*` in Splunk), `field=*`
-//! tests and CIDR terms; they work on multivalue (array) fields with "any
-//! value" semantics. Everything else (cased text, literal `*`, non-ASCII text,
-//! regexes, numbers, comparisons, time parts, field references) is a `where`
-//! expression whose every test is guarded by `isnotnull()`, so it is
-//! two-valued and `NOT` keeps records without the field. Negation is always
-//! `NOT (...)`, never `!=`.
+//! ASCII text without `*` or `?` (a backslash cannot escape `*` in Splunk)
+//! and `field=*` tests; they work on multivalue (array) fields with "any
+//! value" semantics. Everything else (cased text, literal `*`, `?`, non-ASCII
+//! text, regexes, numbers, comparisons, CIDR, time parts, field references)
+//! is a `where` expression whose every test is guarded by `isnotnull()`, so
+//! it is two-valued and `NOT` keeps records without the field. Negation is
+//! always `NOT (...)`, never `!=`.
+//!
+//! Only paths the mapping declares scalar (`splunk.scalars`) are tested: at
+//! other paths the add-on's fields can differ from the record's values
+//! (objects, arrays of arrays, keys containing dots; `Splunk::declared`).
 
 use crate::ir::{Check, Expr, GlobPiece, Pred, RuleInfo, RuleIr, StrKind};
 use crate::rule::{CmpOp, Position, TimePart};
 
 use super::mapping::SplunkMapping;
-use super::{regex_escape, Backend, Out, Unsupported, NUMERIC_RE};
+use super::{regex_escape, Backend, Out, Unsupported};
+
+/// Numeric text as the matcher reads it (Rust's `f64` syntax without
+/// `inf`/`NaN`: optional sign, `5`, `5.`, `.5`, exponent), to the end of the
+/// value: `(?!.)` under `(?s)`, since `$` would also accept a final newline.
+const NUMERIC_RE: &str = "(?s)^[+-]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([eE][+-]?[0-9]+)?(?!.)";
+
+/// Integer text the matcher compares exactly (as `i128`): `-?`, 1 to 38 digits.
+const INT38_RE: &str = "(?s)^-?[0-9]{1,38}(?!.)";
+
+/// 2^53: from here on a double no longer holds every integer.
+pub(crate) const EXACT_DOUBLE: f64 = 9_007_199_254_740_992.0;
+
+/// The matcher's integer reading of a text (`-?`, at most 38 digits).
+pub(crate) fn int38(text: &str) -> Option<i128> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    (!digits.is_empty() && digits.len() <= 38 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| text.parse().ok())
+        .flatten()
+}
+
+fn digit_class(lo: u8, hi: u8) -> String {
+    if lo == hi {
+        lo.to_string()
+    } else {
+        format!("[{lo}-{hi}]")
+    }
+}
+
+fn any_digits(n: usize) -> String {
+    match n {
+        0 => String::new(),
+        1 => "[0-9]".to_string(),
+        n => format!("[0-9]{{{n}}}"),
+    }
+}
+
+/// Regex alternatives for the decimal texts (no leading zero) of the
+/// naturals greater than `s` (digits, no leading zero).
+fn nat_gt(s: &str) -> Vec<String> {
+    let d: Vec<u8> = s.bytes().map(|b| b - b'0').collect();
+    let l = d.len();
+    let mut alts = vec![format!("[1-9][0-9]{{{l},}}")];
+    for i in 0..l {
+        if d[i] < 9 {
+            alts.push(format!(
+                "{}{}{}",
+                &s[..i],
+                digit_class(d[i] + 1, 9),
+                any_digits(l - i - 1)
+            ));
+        }
+    }
+    alts
+}
+
+/// Regex alternatives for the decimal texts (no leading zero) of the
+/// naturals from 1 to `s` - 1.
+fn nat_lt(s: &str) -> Vec<String> {
+    let d: Vec<u8> = s.bytes().map(|b| b - b'0').collect();
+    let l = d.len();
+    let mut alts = Vec::new();
+    if l >= 2 {
+        alts.push(format!("[1-9][0-9]{{0,{}}}", l - 2));
+    }
+    for i in 0..l {
+        let lo = u8::from(i == 0);
+        if d[i] > lo {
+            alts.push(format!(
+                "{}{}{}",
+                &s[..i],
+                digit_class(lo, d[i] - 1),
+                any_digits(l - i - 1)
+            ));
+        }
+    }
+    alts
+}
+
+/// A regex over integer text (`-?[0-9]+`, leading zeros allowed) that holds
+/// when the integer compares with `b` by `op` (`Neq` is not asked).
+fn int_cmp_regex(op: CmpOp, b: i128) -> String {
+    format!("(?s)^{}(?!.)", int_cmp_alternatives(op, b))
+}
+
+/// The unanchored body of [`int_cmp_regex`]: `(?:…|…)`.
+pub(crate) fn int_cmp_alternatives(op: CmpOp, b: i128) -> String {
+    let zero = "-?0+".to_string();
+    let any_pos = "0*[1-9][0-9]*".to_string();
+    let any_neg = "-0*[1-9][0-9]*".to_string();
+    let pos = |alts: Vec<String>| (!alts.is_empty()).then(|| format!("0*(?:{})", alts.join("|")));
+    let neg = |alts: Vec<String>| (!alts.is_empty()).then(|| format!("-0*(?:{})", alts.join("|")));
+    let s = b.unsigned_abs().to_string();
+    let eq = match b.signum() {
+        0 => zero.clone(),
+        1 => format!("0*{s}"),
+        _ => format!("-0*{s}"),
+    };
+    let gt: Vec<Option<String>> = if b >= 0 {
+        vec![pos(nat_gt(&s))]
+    } else {
+        vec![Some(any_pos.clone()), Some(zero.clone()), neg(nat_lt(&s))]
+    };
+    let lt: Vec<Option<String>> = if b > 0 {
+        vec![Some(any_neg), Some(zero), pos(nat_lt(&s))]
+    } else {
+        vec![neg(nat_gt(&s))]
+    };
+    let alts: Vec<String> = match op {
+        CmpOp::Gt => gt.into_iter().flatten().collect(),
+        CmpOp::Lt => lt.into_iter().flatten().collect(),
+        CmpOp::Gte => gt.into_iter().flatten().chain([eq]).collect(),
+        CmpOp::Lte => lt.into_iter().flatten().chain([eq]).collect(),
+        CmpOp::Eq | CmpOp::Neq => vec![eq],
+    };
+    format!("(?:{})", alts.join("|"))
+}
+
+/// Above this code point no character has a different lowercase.
+const CASED_LIMIT: u32 = 0x20000;
+
+/// Characters by their (per-character, Unicode) lowercase: `k` → `K`, `K`
+/// (KELVIN SIGN); `i̇` → `İ`.
+fn lowercase_sources() -> &'static std::collections::HashMap<String, Vec<char>> {
+    static TABLE: std::sync::OnceLock<std::collections::HashMap<String, Vec<char>>> =
+        std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t: std::collections::HashMap<String, Vec<char>> = std::collections::HashMap::new();
+        // Every character with a different lowercase lies below U+20000
+        // (the last are Adlam's, U+1E900..U+1E921; checked by a test).
+        for c in (0..CASED_LIMIT).filter_map(char::from_u32) {
+            let l: String = c.to_lowercase().collect();
+            if l.chars().ne(std::iter::once(c)) {
+                t.entry(l).or_default().push(c);
+            }
+        }
+        t
+    })
+}
+
+/// A regex over the original text that holds where the matcher's
+/// case-insensitive comparison of a lowercase literal does: each character
+/// of the text stands for its own lowercase, so `k` is `[kKK]` and `i̇` is
+/// `(?:i̇|İ|İ)`. Unlike `(?i)` this never admits case-folding extras
+/// (`ſ` for `s`, `ı` for `i`), and unlike `lower()` it keeps one text
+/// character one character for `?`.
+pub(crate) fn caseless_literal(s: &str) -> String {
+    let table = lowercase_sources();
+    let chars: Vec<char> = s.chars().collect();
+    let one = |c: char| -> String {
+        match table.get(&c.to_string()) {
+            Some(srcs) => {
+                let mut class = String::from("[");
+                class.push_str(&regex_escape(&c.to_string()));
+                for x in srcs {
+                    class.push_str(&regex_escape(&x.to_string()));
+                }
+                class.push(']');
+                class
+            }
+            None => regex_escape(&c.to_string()),
+        }
+    };
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        // A text character whose lowercase is several characters (`İ`)
+        // stands for all of them at once.
+        let multi = table.iter().find(|(l, _)| {
+            l.chars().count() > 1
+                && chars[i..]
+                    .iter()
+                    .take(l.chars().count())
+                    .copied()
+                    .eq(l.chars())
+        });
+        match multi {
+            Some((l, srcs)) => {
+                let n = l.chars().count();
+                let parts: String = chars[i..i + n].iter().map(|c| one(*c)).collect();
+                let whole: Vec<String> =
+                    srcs.iter().map(|x| regex_escape(&x.to_string())).collect();
+                out.push_str(&format!("(?:{parts}|{})", whole.join("|")));
+                i += n;
+            }
+            None => {
+                out.push_str(&one(chars[i]));
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The CIDR networks a `cidr` test accepts: the network, and for an IPv4
+/// network also its IPv4-mapped IPv6 form (`::ffff:10.0.0.0/104`), since
+/// the matcher reads `::ffff:10.1.2.3` as `10.1.2.3`.
+fn cidr_networks(addr: std::net::IpAddr, prefix: u8) -> Vec<String> {
+    let mut nets = vec![super::masked_network(addr, prefix)];
+    if let std::net::IpAddr::V4(a) = addr {
+        nets.push(super::masked_network(
+            std::net::IpAddr::V6(a.to_ipv6_mapped()),
+            96 + prefix.min(32),
+        ));
+    }
+    nets
+}
 
 #[path = "spl_correlation.rs"]
 pub(crate) mod correlation;
@@ -88,11 +298,44 @@ impl Splunk<'_> {
         Ok(out)
     }
 
+    /// Refuses a test on a path the mapping does not declare to hold a
+    /// scalar (or an array of scalars): there Splunk's extraction may not
+    /// hold the record's value. An object has no field (only its leaves), so
+    /// `exists`, `null` and text tests that the matcher applies to its
+    /// compact text would differ; an array of arrays is named `a{}{}`; a
+    /// record key containing a dot (`{"a.b": 1}`) flattens exactly like the
+    /// path `a.b`, which the matcher never reaches.
+    fn declared(&self, path: &str) -> Result<(), Unsupported> {
+        if self.mapping.fields.contains_key(path) || self.mapping.scalars.iter().any(|s| s == path)
+        {
+            return Ok(());
+        }
+        let top = path.split('.').next().unwrap_or(path);
+        let m = self.mapping;
+        let known_top = m
+            .scalars
+            .iter()
+            .chain(&m.fixed)
+            .chain(&m.arrays)
+            .chain(&m.objects)
+            .chain(m.fields.keys())
+            .any(|p| p.split('.').next() == Some(top));
+        if !known_top {
+            return Err(Unsupported::field(format!(
+                "`{path}`: CloudTrail records have no top-level field `{top}` (field names are case-sensitive JSON paths: `eventName`, not `eventname`); declare the path under `splunk.scalars` in the mapping file if your records have it"
+            )));
+        }
+        Err(Unsupported::construct(format!(
+            "`{path}` is not a declared scalar path: there it may hold an object (Splunk extracts only its leaves, so no field holds the object the matcher tests), an array of arrays (Splunk names it `{{}}{{}}`) or be spelled by a record key containing a dot (flattened like the path), so no search is exact; declare it under `splunk.scalars` in the mapping file if it always holds a scalar or an array of scalars"
+        )))
+    }
+
     /// Every spelling of `path` Splunk may use: declared arrays get `{}`;
     /// a segment neither declared an array nor known to be fixed may be an
     /// array in some record, so both spellings are tried (at most 16).
     fn search_fields(&self, path: &str) -> Result<Vec<String>, Unsupported> {
         let first = self.name_of(path)?;
+        self.declared(path)?;
         if self.mapping.fields.contains_key(path) {
             return Ok(vec![self.quote_field(path, first)?]);
         }
@@ -121,7 +364,12 @@ impl Splunk<'_> {
             names = next;
         }
         if names.len() > 16 {
-            names = vec![first];
+            // Trying only the declared spelling would silently miss records
+            // where an undeclared segment is an array.
+            return Err(Unsupported::construct(format!(
+                "`{path}` has too many segments that may hold an array ({} spellings with and without `{{}}`); declare them under `splunk.fixed` or `splunk.arrays` in the mapping file",
+                names.len()
+            )));
         }
         names
             .into_iter()
@@ -147,6 +395,7 @@ impl Splunk<'_> {
 
     fn where_field(&self, path: &str) -> Result<String, Unsupported> {
         let n = self.name_of(path)?;
+        self.declared(path)?;
         if n.contains("{}") {
             return Err(Unsupported::construct(format!(
                 "`{path}` is a multivalue (array) field and the test needs `| where`, where Splunk does not apply \"any value\" semantics"
@@ -227,7 +476,9 @@ impl Splunk<'_> {
                 format!("({})", parts.join(" OR "))
             }
             Check::Bool(b) => term(b.to_string()),
-            Check::Cidr { addr, prefix } => term(super::masked_network(*addr, *prefix)),
+            // No CIDR search terms: a term `f="10.0.0.0/8"` also matches the
+            // text `10.0.0.0/8` itself, which is no address (`cidrmatch()`
+            // in `where` instead).
             _ => return None,
         };
         Some(Ok(t))
@@ -274,6 +525,20 @@ impl Splunk<'_> {
             StrKind::Prefix(s) => re(format!("^{}", regex_escape(s))),
             StrKind::Suffix(s) => re(format!("{}{end}", regex_escape(s))),
             StrKind::Contains(s) => re(regex_escape(s)),
+            StrKind::Glob(pieces) if !cased => {
+                // On the original text: `?` is one character of the value
+                // even where lower-casing lengthens it (`İ` → `i̇`).
+                let mut body = String::from("^");
+                for g in pieces {
+                    match g {
+                        GlobPiece::Lit(s) => body.push_str(&caseless_literal(s)),
+                        GlobPiece::AnyRun => body.push_str(".*"),
+                        GlobPiece::AnyChar => body.push('.'),
+                    }
+                }
+                body.push_str(end);
+                format!("match({f}, {})", spl_quote(&format!("(?s){body}")))
+            }
             StrKind::Glob(pieces) => {
                 let mut body = String::from("^");
                 for g in pieces {
@@ -342,7 +607,7 @@ impl Backend for Splunk<'_> {
     fn pred(&self, p: &Pred) -> Out {
         let Some(field) = &p.field else {
             return Err(Unsupported::construct(
-                "keywords search every leaf value; Splunk's free-text search also matches keys and raw JSON syntax",
+                "keywords (values without a field) search the text of every string, number and boolean leaf, JSON escapes decoded; Splunk's free text and `_raw` also hold keys, JSON punctuation, `null` and escapes as written (`\\u0041`), and no field holds every leaf (a `{}`-spelling per path is unknown in advance)",
             ));
         };
         let path = field.as_str();
@@ -359,12 +624,22 @@ impl Backend for Splunk<'_> {
                     .collect();
                 format!("({g} AND ({}))", parts.join(" OR "))
             }
-            Check::Num { value, text } => format!(
-                "({g} AND ({} OR (match({f}, {}) AND tonumber({f})=={})))",
-                text_eq(&f, text),
-                spl_quote(NUMERIC_RE),
-                value
-            ),
+            Check::Num { value, text } => {
+                let double = format!(
+                    "match({f}, {}) AND tonumber({f})=={value}",
+                    spl_quote(NUMERIC_RE)
+                );
+                match int38(text) {
+                    // Integers beyond 2^53 compare exactly, by their digits.
+                    Some(b) if value.abs() >= EXACT_DOUBLE => format!(
+                        "({g} AND ({} OR (match({f}, {i}) AND match({f}, {})) OR ((NOT match({f}, {i})) AND {double})))",
+                        text_eq(&f, text),
+                        spl_quote(&int_cmp_regex(CmpOp::Eq, b)),
+                        i = spl_quote(INT38_RE),
+                    ),
+                    _ => format!("({g} AND ({} OR ({double})))", text_eq(&f, text)),
+                }
+            }
             Check::Bool(b) => format!(
                 "({g} AND {})",
                 text_eq(&format!("lower({f})"), &b.to_string())
@@ -387,10 +662,13 @@ impl Backend for Splunk<'_> {
                 };
                 format!("({g} AND match({f}, {}))", spl_quote(&pat))
             }
-            Check::Cidr { addr, prefix } => format!(
-                "({g} AND cidrmatch({}, {f}))",
-                spl_quote(&super::masked_network(*addr, *prefix))
-            ),
+            Check::Cidr { addr, prefix } => {
+                let nets: Vec<String> = cidr_networks(*addr, *prefix)
+                    .iter()
+                    .map(|n| format!("cidrmatch({}, {f})", spl_quote(n)))
+                    .collect();
+                format!("({g} AND ({}))", nets.join(" OR "))
+            }
             Check::Cmp { op, value } => {
                 let o = match op {
                     CmpOp::Gt => ">",
@@ -400,10 +678,31 @@ impl Backend for Splunk<'_> {
                     CmpOp::Eq => "==",
                     CmpOp::Neq => "!=",
                 };
-                format!(
-                    "({g} AND match({f}, {}) AND tonumber({f}){o}{value})",
+                // `tonumber(f)*0==0`: finite (`1e400` is no number to the
+                // matcher; infinity times 0 is NaN).
+                let double = format!(
+                    "match({f}, {}) AND tonumber({f})*0==0 AND tonumber({f}){o}{value}",
                     spl_quote(NUMERIC_RE)
-                )
+                );
+                if value.fract() == 0.0 && value.abs() >= EXACT_DOUBLE && value.abs() < 1e38 {
+                    // The matcher compares integer text with an integral
+                    // bound exactly; a double cannot beyond 2^53.
+                    let b = *value as i128;
+                    let int = if *op == CmpOp::Neq {
+                        format!(
+                            "NOT match({f}, {})",
+                            spl_quote(&int_cmp_regex(CmpOp::Eq, b))
+                        )
+                    } else {
+                        format!("match({f}, {})", spl_quote(&int_cmp_regex(*op, b)))
+                    };
+                    format!(
+                        "({g} AND ((match({f}, {i}) AND {int}) OR ((NOT match({f}, {i})) AND {double})))",
+                        i = spl_quote(INT38_RE),
+                    )
+                } else {
+                    format!("({g} AND {double})")
+                }
             }
             Check::TimePart { part, op, value } => self.time_part_where(&f, *part, *op, *value)?,
             Check::FieldRef {
@@ -456,6 +755,99 @@ impl Backend for Splunk<'_> {
     }
 }
 
+/// An ISO-8601 / RFC 3339 time (`2024-01-15`, `2024-01-15T10:00:00Z`,
+/// `2024-01-15T10:00:00.250+01:00`; no offset means UTC) as Unix epoch
+/// milliseconds.
+pub fn epoch_millis(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let s = std::str::from_utf8(b.get(r)?).ok()?;
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())?
+    };
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (mut h, mut mi, mut sec, mut millis, mut i) = (0, 0, 0, 0, 10);
+    if b.len() > 10 {
+        if b.len() < 19 || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+            return None;
+        }
+        (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        i = 19;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            let start = i;
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            let frac = std::str::from_utf8(&b[start..i]).ok()?;
+            if frac.is_empty() || frac.len() > 3 {
+                return None;
+            }
+            let padded: String = frac.chars().chain("000".chars()).take(3).collect();
+            millis = padded.parse().ok()?;
+        }
+    }
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 59 {
+        return None;
+    }
+    let offset_min = match b.get(i) {
+        None => 0,
+        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
+        Some(sign @ (b'+' | b'-')) if b.len() == i + 6 && b[i + 3] == b':' => {
+            let m = num(i + 1..i + 3)? * 60 + num(i + 4..i + 6)?;
+            if *sign == b'+' {
+                m
+            } else {
+                -m
+            }
+        }
+        _ => return None,
+    };
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    Some((days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60) * 1000 + millis)
+}
+
+fn epoch_text(ms: i64) -> String {
+    if ms.rem_euclid(1000) == 0 {
+        ms.div_euclid(1000).to_string()
+    } else {
+        format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
+    }
+}
+
+/// Adds `--since` / `--until` to a search as `earliest=` / `latest=` in Unix
+/// epoch seconds (Splunk keeps `earliest <= _time < latest`; `_time` is the
+/// record's `eventTime`), right after the base search.
+pub fn with_time_range(query: String, base: &str, options: &super::Options) -> Out {
+    let mut terms = String::new();
+    for (name, t) in [("earliest", &options.since), ("latest", &options.until)] {
+        if let Some(t) = t {
+            let ms = epoch_millis(t).ok_or_else(|| {
+                Unsupported::construct(format!(
+                    "`{t}` is not an ISO-8601 time (`2024-01-15`, `2024-01-15T10:00:00Z`)"
+                ))
+            })?;
+            terms.push_str(&format!(" {name}={}", epoch_text(ms)));
+        }
+    }
+    if terms.is_empty() {
+        return Ok(query);
+    }
+    match query.strip_prefix(base) {
+        Some(rest) => Ok(format!("{base}{terms}{rest}")),
+        None => Ok(format!("{base}{terms} | search {query}")),
+    }
+}
+
 /// Splunk's `alert.severity` for a Sigma level.
 pub fn severity(level: Option<&str>) -> u8 {
     match level {
@@ -489,4 +881,31 @@ pub fn saved_search(info: &RuleInfo, query: &str, cron: &str) -> String {
         severity(info.level.as_deref())
     ));
     out
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_cased_character_beyond_the_table_limit() {
+        assert!((CASED_LIMIT..=0x10FFFF)
+            .filter_map(char::from_u32)
+            .all(|c| c.to_lowercase().eq(std::iter::once(c))));
+    }
+
+    #[test]
+    fn integer_regexes_compare_like_integers() {
+        assert_eq!(
+            int_cmp_regex(CmpOp::Gt, 99),
+            "(?s)^(?:0*(?:[1-9][0-9]{2,}))(?!.)"
+        );
+        assert_eq!(
+            int_cmp_regex(CmpOp::Lt, -101),
+            "(?s)^(?:-0*(?:[1-9][0-9]{3,}|[2-9][0-9]{2}|1[1-9][0-9]|10[2-9]))(?!.)"
+        );
+        assert_eq!(
+            int_cmp_regex(CmpOp::Lte, 1),
+            "(?s)^(?:-0*[1-9][0-9]*|-?0+|0*1)(?!.)"
+        );
+    }
 }

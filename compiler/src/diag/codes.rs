@@ -511,7 +511,7 @@ codes! {
         summary: "the target cannot express this construct exactly",
         why: "sigil never emits a query that selects something different from what the rule means",
         example: "value_percentile correlation",
-        fix: "rewrite the rule without the construct, or use another target",
+        fix: "rewrite the rule without the construct; when the message names a path whose shape is unknown, declare it in a mapping file (`splunk.scalars`, `athena.scalars`, `athena.arrays`) if the log source guarantees it; or use another target",
     }
     UNMAPPED_FIELD = "S501" "unmapped-field" Error {
         summary: "the target's table or index has no place for a field the rule tests",
