@@ -189,6 +189,9 @@ pub struct Extracted {
     pub values: Vec<Vec<Val>>,
     /// Every scalar leaf (for keywords), when requested.
     pub leaves: Vec<Val>,
+    /// A string of the record holds a non-ASCII byte (set only when the
+    /// record was not validated before): its UTF-8 must still be checked.
+    pub non_ascii: bool,
 }
 
 impl Extracted {
@@ -197,6 +200,7 @@ impl Extracted {
         self.values.resize_with(paths, Vec::new);
         self.values.iter_mut().for_each(Vec::clear);
         self.leaves.clear();
+        self.non_ascii = false;
     }
 }
 
@@ -236,6 +240,7 @@ pub fn extract_with(
         leaves,
         skip: validated && !leaves,
         trusted: validated,
+        seen: 0,
     };
     w.ws();
     if w.peek() != Some(b'{') {
@@ -246,6 +251,7 @@ pub fn extract_with(
     if w.pos != record.len() {
         return Err(w.err("trailing characters after the record"));
     }
+    w.out.non_ascii = w.seen & 0x8080_8080_8080_8080 != 0;
     Ok(())
 }
 
@@ -253,7 +259,23 @@ pub fn extract_with(
 pub fn validate(record: &[u8]) -> Result<(), JsonError> {
     static EMPTY: std::sync::OnceLock<PathTrie> = std::sync::OnceLock::new();
     let trie = EMPTY.get_or_init(PathTrie::new);
-    extract(record, trie, false, &mut Extracted::default())
+    let mut out = Extracted::default();
+    extract(record, trie, false, &mut out)?;
+    check_utf8(record, out.non_ascii)
+}
+
+/// The UTF-8 check of a record whose grammar a walk has just validated;
+/// `non_ascii` is what the walk reported (an ASCII record needs no check).
+pub fn check_utf8(record: &[u8], non_ascii: bool) -> Result<(), JsonError> {
+    if !non_ascii {
+        return Ok(());
+    }
+    std::str::from_utf8(record)
+        .map(drop)
+        .map_err(|e| JsonError {
+            offset: e.valid_up_to(),
+            reason: "invalid UTF-8",
+        })
 }
 
 struct Walker<'a, 't, 'o> {
@@ -266,6 +288,8 @@ struct Walker<'a, 't, 'o> {
     skip: bool,
     /// The input is already validated.
     trusted: bool,
+    /// The bytes of strings looked at, OR-ed (high bits: non-ASCII seen).
+    seen: u64,
 }
 
 impl<'a> Walker<'a, '_, '_> {
@@ -497,7 +521,8 @@ impl<'a> Walker<'a, '_, '_> {
             let found = if self.trusted {
                 memchr::memchr2(b'"', b'\\', rest)
             } else {
-                Some(crate::bytes::find_string_special(rest, &mut 0)).filter(|&i| i < rest.len())
+                Some(crate::bytes::find_string_special(rest, &mut self.seen))
+                    .filter(|&i| i < rest.len())
             };
             let Some(i) = found else {
                 self.pos = self.b.len();

@@ -79,6 +79,10 @@ pub struct Program {
     /// not safe.
     dispatched: Vec<usize>,
     event_name_key: memchr::memmem::Finder<'static>,
+    /// The trie path of `eventName`, when rules are dispatched on it.
+    event_name_path: Option<usize>,
+    /// Some rule searches keywords (so a walk may need every leaf).
+    keywords_possible: bool,
     skipped_logsource: usize,
 }
 
@@ -240,10 +244,15 @@ impl Program {
             always.sort_unstable();
             always.dedup();
         }
+        let event_name_path =
+            (!dispatched.is_empty()).then(|| trie.intern(&["eventName".to_string()]));
+        let keywords_possible = rules.iter().any(|r: &CompiledRule| r.keywords);
         (
             Program {
                 rules,
                 trie,
+                event_name_path,
+                keywords_possible,
                 prefilter,
                 overlapping,
                 always,
@@ -385,13 +394,6 @@ impl Matcher<'_> {
         record: &[u8],
         out: &mut Vec<usize>,
     ) -> Result<(), JsonError> {
-        if let Err(e) = std::str::from_utf8(record) {
-            out.clear();
-            return Err(JsonError {
-                offset: e.valid_up_to(),
-                reason: "invalid UTF-8",
-            });
-        }
         self.matches_as(record, false, out)
     }
 
@@ -403,6 +405,10 @@ impl Matcher<'_> {
     ) -> Result<(), JsonError> {
         out.clear();
         let p = self.program;
+        if let (false, Some(id)) = (p.always.is_empty(), p.event_name_path) {
+            let verdict = self.evaluate_parsed(record, validated, id, out);
+            return self.checked(record, validated, verdict, out);
+        }
         self.list.clear();
         self.list.extend_from_slice(&p.always);
         let bypass =
@@ -449,10 +455,52 @@ impl Matcher<'_> {
             }
             return Ok(());
         }
+        let verdict = self.evaluate(record, validated, out);
+        self.checked(record, validated, verdict, out)
+    }
+
+    /// Completes the checks of an unvalidated record after its walk.
+    fn checked(
+        &self,
+        record: &[u8],
+        validated: bool,
+        verdict: Result<(), JsonError>,
+        out: &mut Vec<usize>,
+    ) -> Result<(), JsonError> {
+        let verdict = verdict.and_then(|()| {
+            // The walk saw every string byte: only a record with non-ASCII
+            // strings needs its UTF-8 checked.
+            match validated {
+                true => Ok(()),
+                false => json::check_utf8(record, self.extracted.non_ascii),
+            }
+        });
+        if verdict.is_err() {
+            // Verdicts on a damaged record are void.
+            out.clear();
+        }
+        verdict
+    }
+
+    /// Extracts the record's fields and evaluates the candidate rules.
+    fn evaluate(
+        &mut self,
+        record: &[u8],
+        validated: bool,
+        out: &mut Vec<usize>,
+    ) -> Result<(), JsonError> {
+        let p = self.program;
         self.list.sort_unstable();
         self.list.dedup();
         let leaves = self.list.iter().any(|&r| p.rules[r].keywords);
         json::extract_with(record, &p.trie, leaves, validated, &mut self.extracted)?;
+        self.evaluate_extracted(record, out);
+        Ok(())
+    }
+
+    /// Evaluates the candidate rules over the fields already extracted.
+    fn evaluate_extracted(&mut self, record: &[u8], out: &mut Vec<usize>) {
+        let p = self.program;
         self.folds.get_mut().reset(&self.extracted);
         let ctx = Ctx {
             record,
@@ -464,6 +512,37 @@ impl Matcher<'_> {
                 out.push(r);
             }
         }
+    }
+
+    /// When some rule runs on every record, every record is parsed anyway:
+    /// then the rules dispatched by `eventName` are looked up with the
+    /// parsed value(s), which spares searching the raw record for the key.
+    fn evaluate_parsed(
+        &mut self,
+        record: &[u8],
+        validated: bool,
+        event_name: usize,
+        out: &mut Vec<usize>,
+    ) -> Result<(), JsonError> {
+        let p = self.program;
+        json::extract_with(
+            record,
+            &p.trie,
+            p.keywords_possible,
+            validated,
+            &mut self.extracted,
+        )?;
+        self.list.clear();
+        self.list.extend_from_slice(&p.always);
+        for v in self.extracted.values.get(event_name).into_iter().flatten() {
+            let Some(name) = v.text(record) else { continue };
+            if let Some(rules) = p.by_event_name.get(text::fold(&name).as_ref()) {
+                self.list.extend_from_slice(rules);
+            }
+        }
+        self.list.sort_unstable();
+        self.list.dedup();
+        self.evaluate_extracted(record, out);
         Ok(())
     }
 
