@@ -58,7 +58,7 @@ fn event_count_exports_fire_for_the_same_groups_as_the_matcher() {
         .expect("SPL for event_count");
     assert!(
         query.contains(
-            "streamstats time_window=600s count as event_count min(_time) as window_start by userIdentity.accessKeyId"
+            "| stats count as sigil_n by userIdentity.accessKeyId _time | sort 0 _time | streamstats time_window=600s sum(sigil_n) as event_count min(_time) as window_start by userIdentity.accessKeyId"
         ),
         "{query}"
     );
@@ -585,34 +585,10 @@ fn inexact_correlations_are_refused_on_both_backends() {
         format!("title: C\nname: c\nstatus: test\ncorrelation:\n  type: {ty}\n  rules: [t_denied, t_create]\n  group-by: [userIdentity.accessKeyId]\n  timespan: 10m\n{cond}level: high\n")
     };
     let chained = "title: Outer\nname: outer\nstatus: test\ncorrelation:\n  type: event_count\n  rules: [c]\n  group-by: [userIdentity.accessKeyId]\n  timespan: 1h\n  condition: {gte: 2}\nlevel: high\n";
+    let aliased = "title: C\nname: c\nstatus: test\ncorrelation:\n  type: value_sum\n  rules: [t_denied, t_create]\n  group-by: [actor]\n  aliases:\n    actor:\n      t_denied: userIdentity.accessKeyId\n      t_create: userIdentity.userName\n  timespan: 10m\n  condition: {gte: 3, field: additionalEventData.bytesTransferredOut}\nlevel: high\n".to_string();
     let cases = [
-        (
-            corr(
-                "value_sum",
-                "  condition: {gte: 3, field: requestParameters.size}\n",
-            ),
-            "C",
-            "FNV-1a",
-        ),
-        (
-            corr(
-                "value_avg",
-                "  condition: {gt: 3, field: requestParameters.size}\n",
-            ),
-            "C",
-            "FNV-1a",
-        ),
-        (corr("temporal_ordered", ""), "C", "at most one stage"),
-        (
-            corr("temporal", "  condition: {lt: 2}\n"),
-            "C",
-            "only `gt`/`gte`",
-        ),
-        (
-            corr("value_count", "  condition: {eq: 2, field: userAgent}\n"),
-            "C",
-            "only `gt`/`gte`",
-        ),
+        (corr("temporal_ordered", ""), "C", "latest start"),
+        (aliased, "C", "several rules with group-by aliases"),
         (corr("temporal", ""), "Outer", "another correlation"),
     ];
     for (text, title, why) in &cases {
@@ -739,54 +715,134 @@ fn temporal_with_aliases_matches_the_matcher() {
     expect(&run, &[("u", "04:00:00", "04:00:30")]);
 }
 
-/// Why `value_sum` / `value_avg` are refused: in the matcher, two records in
-/// the same second are ordered by an FNV-1a hash of their eventID, and the
-/// window ending at the first of them is a window of its own. Swapping which
-/// eventID carries which value changes whether the group fires; no export
-/// can follow that order (Splunk has no FNV-1a, a RANGE window sees both at
-/// once).
-#[test]
-fn value_sum_in_the_matcher_depends_on_the_order_of_tied_events() {
-    let corr = "title: Volume\nname: t_sum\nstatus: test\ncorrelation:\n  type: value_sum\n  rules: [t_denied]\n  group-by: [userIdentity.accessKeyId]\n  timespan: 10m\n  condition: {gte: 10, field: requestParameters.size}\nlevel: high\n";
-    let dir = std::env::temp_dir().join(format!("sigil-corr-tie-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    std::fs::write(dir.join("denied.yml"), DENIED).expect("rule");
-    std::fs::write(dir.join("sum.yml"), corr).expect("rule");
-    let sized = |id: &str, size: i64| {
-        let mut v: serde_json::Value = serde_json::from_str(&rec(
-            Some("K"),
-            "ListUsers",
-            0,
-            id,
-            None,
-            Some("AccessDenied"),
-        ))
-        .expect("record");
-        v["requestParameters"] = serde_json::json!({ "size": size });
-        v.to_string()
-    };
-    let mut fired = Vec::new();
-    for (first, second) in [(10, -10), (-10, 10)] {
-        let events = dir.join("events.jsonl");
-        std::fs::write(
-            &events,
-            format!("{}\n{}\n", sized("id-a", first), sized("id-b", second)),
-        )
-        .expect("events");
-        let scan = Command::new(env!("CARGO_BIN_EXE_sigil"))
-            .args(["scan", "--format", "count", "--rules"])
-            .arg(&dir)
-            .arg(&events)
-            .output()
-            .expect("sigil scan");
-        fired.push(String::from_utf8_lossy(&scan.stdout).contains("Volume"));
+/// A record of the base rule `t_denied` with `additionalEventData.
+/// bytesTransferredOut` set to `value` (a JSON number or string; None: no
+/// such field).
+fn sized(key: Option<&str>, secs: u64, id: &str, value: Option<serde_json::Value>) -> String {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&rec(key, "GetObject", secs, id, None, Some("AccessDenied")))
+            .expect("record");
+    if let Some(x) = value {
+        v["additionalEventData"] = serde_json::json!({ "bytesTransferredOut": x });
     }
-    let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(
-        fired.iter().filter(|f| **f).count(),
-        1,
-        "exactly one assignment fires: {fired:?}"
+    v.to_string()
+}
+
+/// `value_sum` and `value_avg` on both backends: negative values, values
+/// with the same eventTime (a step: +100 and -100 in one second never make
+/// a window of +100 alone, whichever eventID hashes first), numbers written
+/// as JSON strings with spaces, non-numeric and out-of-range values (they
+/// add nothing), records without the field, without the group.
+#[test]
+fn value_sum_and_value_avg_exports_match_the_matcher() {
+    let Some(python) = python() else {
+        return;
+    };
+    let corr = |title: &str, ty: &str, cond: &str| {
+        format!("title: {title}\nname: t_{ty}\nstatus: test\ncorrelation:\n  type: {ty}\n  rules: [t_denied]\n  group-by: [userIdentity.accessKeyId]\n  timespan: 10m\n  condition: {{{cond}, field: additionalEventData.bytesTransferredOut}}\nlevel: high\n")
+    };
+    let j = |x: i64| serde_json::Value::from(x);
+    let s = |x: &str| serde_json::Value::from(x);
+    let mut lines = Vec::new();
+    let mut n = 0;
+    let mut add = |key: Option<&str>, secs: u64, value: Option<serde_json::Value>| {
+        n += 1;
+        lines.push(sized(key, secs, &format!("id-{n}"), value));
+    };
+    // A: 40, 30, 50 within two minutes.
+    add(Some("KA"), 0, Some(j(40)));
+    add(Some("KA"), 60, Some(j(30)));
+    add(Some("KA"), 120, Some(j(50)));
+    // B: 60 and 60 exactly 600 s apart, then -10.
+    add(Some("KB"), 0, Some(j(60)));
+    add(Some("KB"), 600, Some(j(60)));
+    add(Some("KB"), 610, Some(j(-10)));
+    // C: +100 and -100 in one second, then 50.
+    add(Some("KC"), 7200, Some(j(100)));
+    add(Some("KC"), 7200, Some(j(-100)));
+    add(Some("KC"), 7210, Some(j(50)));
+    // D: 60 and 60 in one second.
+    add(Some("KD"), 10800, Some(j(60)));
+    add(Some("KD"), 10800, Some(j(60)));
+    // E: non-numeric, a string with spaces, no field, out of range, then 40
+    // and -5 in one second.
+    add(Some("KE"), 0, Some(s("abc")));
+    add(Some("KE"), 10, Some(s(" 70 ")));
+    add(Some("KE"), 20, None);
+    add(Some("KE"), 30, Some(s("1e400")));
+    add(Some("KE"), 40, Some(j(40)));
+    add(Some("KE"), 40, Some(s("-5")));
+    // F: straddling 05:00:00.
+    add(Some("KF"), 3590, Some(j(50)));
+    add(Some("KF"), 3610, Some(j(50)));
+    // No access key.
+    add(None, 0, Some(j(500)));
+    shuffle(&mut lines);
+    let sum = corr("Volume", "value_sum", "gte: 100");
+    let run = differential(
+        &python,
+        "sum",
+        &[("denied.yml", DENIED), ("sum.yml", &sum)],
+        "Volume",
+        KEY,
+        &lines,
     );
+    expect(
+        &run,
+        &[
+            ("KA", "04:00:00", "04:02:00"),
+            ("KD", "07:00:00", "07:00:00"),
+            ("KE", "04:00:00", "04:00:40"),
+            ("KF", "04:59:50", "05:00:10"),
+        ],
+    );
+    let avg = corr("Average", "value_avg", "gte: 60");
+    let run = differential(
+        &python,
+        "avg",
+        &[("denied.yml", DENIED), ("avg.yml", &avg)],
+        "Average",
+        KEY,
+        &lines,
+    );
+    expect(
+        &run,
+        &[
+            ("KB", "04:00:00", "04:00:00"),
+            ("KD", "07:00:00", "07:00:00"),
+            ("KE", "04:00:00", "04:00:10"),
+        ],
+    );
+    // Conditions other than gt/gte: a sum below 50 (an empty sum is 0: KE's
+    // first step, with no number, fires), an average equal to 50 (KC's
+    // tied step averages 0, then 50 / 3; KB's last window 50 / 2).
+    let low = corr("Low", "value_sum", "lt: 50");
+    let run = differential(
+        &python,
+        "low",
+        &[("denied.yml", DENIED), ("low.yml", &low)],
+        "Low",
+        KEY,
+        &lines,
+    );
+    expect(
+        &run,
+        &[
+            ("KA", "04:00:00", "04:00:00"),
+            ("KC", "06:00:00", "06:00:00"),
+            ("KE", "04:00:00", "04:00:00"),
+        ],
+    );
+    let eq = corr("Fifty", "value_avg", "eq: 50");
+    let run = differential(
+        &python,
+        "fifty",
+        &[("denied.yml", DENIED), ("eq.yml", &eq)],
+        "Fifty",
+        KEY,
+        &lines,
+    );
+    expect(&run, &[("KF", "04:59:50", "04:59:50")]);
 }
 
 /// A group-by path that may hold an array in some records: the matcher takes
@@ -810,9 +866,9 @@ fn group_by_paths_that_may_be_arrays_are_refused() {
 }
 
 /// `event_count` with an `eq` condition: the matcher applies it to the window
-/// ending at every event, tied events one at a time, so a group with three
-/// events in one second fires (its window of two); both exports count the
-/// same way.
+/// ending with every step (all events of one time at once), so a group with
+/// three events in one second does not fire (its window holds three, never
+/// two); both exports count the same way.
 #[test]
 fn event_count_eq_matches_the_matcher_on_both_backends() {
     let Some(python) = python() else {
@@ -837,10 +893,18 @@ fn event_count_eq_matches_the_matcher_on_both_backends() {
     // B: two events a minute apart.
     add("KB", 0);
     add("KB", 60);
-    // C: three in one second: the window of the second one holds two.
+    // C: three in one second: the step's window holds three, not two.
     for _ in 0..3 {
         add("KC", 600);
     }
+    // F: one, then two in one second: the second step's window holds three.
+    add("KF", 1200);
+    add("KF", 1210);
+    add("KF", 1210);
+    // G: two in one second, then a third a minute later: two, then three.
+    add("KG", 1800);
+    add("KG", 1800);
+    add("KG", 1860);
     // D: two events exactly 600 s apart: windows of one.
     add("KD", 0);
     add("KD", 600);
@@ -860,8 +924,8 @@ fn event_count_eq_matches_the_matcher_on_both_backends() {
         &run,
         &[
             ("KB", "04:00:00", "04:01:00"),
-            ("KC", "04:10:00", "04:10:00"),
             ("KE", "04:59:50", "05:00:10"),
+            ("KG", "04:30:00", "04:30:00"),
         ],
     );
 }

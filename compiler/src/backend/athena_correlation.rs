@@ -15,17 +15,25 @@ fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// The largest finite double, as a Trino DOUBLE literal.
+const MAX: &str = "1.7976931348623157E308";
+
+/// Unicode White_Space, the characters Rust's `str::trim` removes around a
+/// value before the matcher parses it as a number (Java regex syntax).
+const WHITE_SPACE: &str =
+    r"[\t\n\x0B\f\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}]";
+
 impl Athena<'_> {
     /// A correlation over detection rules. Rows whose time does not parse or
-    /// whose group fields are NULL join no group. `event_count` is window
-    /// functions over the rules' records; `value_count` and `temporal` a
-    /// self-join of the rules' events (`UNION ALL`, one branch per rule,
-    /// tagged with its position) on the group and on the window
+    /// whose group fields are NULL join no group. `event_count`,
+    /// `value_sum` and `value_avg` are window functions over the rules'
+    /// records with a RANGE frame (a step's peers included, as the matcher
+    /// evaluates a window after all events of one time); `value_count` and
+    /// `temporal` a self-join of the rules' events (`UNION ALL`, one branch
+    /// per rule, tagged with its position) on the group and on the window
     /// `end - timespan < time <= end`, with `count(DISTINCT …)`: Trino has no
-    /// DISTINCT window aggregates (`gt`/`gte` only: otherwise the value of a
-    /// window ending among tied events depends on their order). Each
-    /// returned row ends a window that meets the condition, with the
-    /// window's start and end.
+    /// DISTINCT window aggregates. Each returned row ends a window that
+    /// meets the condition, with the window's start and end.
     pub fn correlation(&self, c: &CorrelationIr, rules: &[RuleIr]) -> Out {
         let inputs = input_rules(c, rules)?;
         kind_refusal(c)?;
@@ -33,6 +41,8 @@ impl Athena<'_> {
         let value = match c.kind {
             CorrelationType::EventCount => "event_count",
             CorrelationType::ValueCount => "value_count",
+            CorrelationType::ValueSum => "value_sum",
+            CorrelationType::ValueAvg => "value_avg",
             _ => "temporal",
         };
         for (op, v) in &c.ops {
@@ -51,10 +61,11 @@ impl Athena<'_> {
                 .collect::<Vec<_>>()
                 .join(" AND ")
         };
-        if c.kind == CorrelationType::EventCount {
-            self.event_count(c, &merged_rules(c, &inputs)?, &cond(value))
-        } else {
-            self.joined(c, &inputs, value, &cond)
+        match c.kind {
+            CorrelationType::EventCount | CorrelationType::ValueSum | CorrelationType::ValueAvg => {
+                self.windowed(c, &merged_rules(c, &inputs)?, value, &cond(value))
+            }
+            _ => self.joined(c, &inputs, value, &cond),
         }
     }
 
@@ -80,15 +91,15 @@ impl Athena<'_> {
         format!("TRY(from_iso8601_timestamp({}))", self.mapping.time_column)
     }
 
-    /// The matcher's count at each event: a window ending at an event holds
-    /// the events less than the timespan before it and, among events with
-    /// the same time, those sorted before it (by a hash the query cannot
-    /// compute). The k-th of n tied events therefore counts the earlier
-    /// events plus k, whichever event is k-th: `count(*)` over a RANGE
-    /// window (inclusive, so bounded at the timespan minus one millisecond,
-    /// the timestamp's precision) minus the tied events plus `row_number()`
-    /// among them. Exact for every condition.
-    fn event_count(&self, c: &CorrelationIr, input: &RuleIr, cond: &str) -> Out {
+    /// The matcher's value at each step: window functions over a RANGE
+    /// frame, which holds the row's peers (the events of its step) and the
+    /// events less than the timespan before it (inclusive, so bounded at the
+    /// timespan minus one millisecond, the timestamp's precision).
+    /// `value_sum`/`value_avg` read the value as the matcher does: a decimal
+    /// number, white space around it allowed (anything else, and numbers
+    /// beyond the range of a double, add nothing); an empty sum is 0, an
+    /// average of nothing is NULL (no row).
+    fn windowed(&self, c: &CorrelationIr, input: &RuleIr, value: &str, cond: &str) -> Out {
         let mut groups = Vec::new();
         for fields in &c.group_fields {
             groups.push(self.scalar(&fields[0], "group-by")?);
@@ -107,20 +118,37 @@ impl Athena<'_> {
             ms / 1000,
             ms % 1000,
         );
-        let tied: Vec<&str> = groups
-            .iter()
-            .map(String::as_str)
-            .chain(std::iter::once(ts.as_str()))
-            .collect();
-        let tied = format!("PARTITION BY {}", tied.join(", "));
-        let order = match self.place("eventID") {
-            Ok(Place::Column(col, ColumnKind::Scalar)) => format!(" ORDER BY {col}"),
-            _ => String::new(),
+        let (from, agg) = match c.kind {
+            CorrelationType::ValueSum | CorrelationType::ValueAvg => {
+                let [f] = c.value_fields.as_slice() else {
+                    return Err(Unsupported::construct(format!(
+                        "`{}` needs exactly one value field",
+                        c.kind.as_str()
+                    )));
+                };
+                let v = self.scalar(f, "value field")?;
+                let number = format!(
+                    "TRY_CAST(regexp_extract({v}, '^{WHITE_SPACE}*([+-]?(?:[0-9]+(?:[.][0-9]*)?|[.][0-9]+)(?:[eE][+-]?[0-9]+)?){WHITE_SPACE}*$', 1) AS DOUBLE)"
+                );
+                let from = format!(
+                    "(\n    SELECT *, IF({number} BETWEEN -{MAX} AND {MAX}, {number}) AS sigil_number\n    FROM {}\n    WHERE {}\n  )",
+                    self.mapping.table,
+                    wh.join("\n      AND "),
+                );
+                let agg = if c.kind == CorrelationType::ValueSum {
+                    format!("coalesce(sum(sigil_number) OVER {window}, 0)")
+                } else {
+                    format!("sum(sigil_number) OVER {window} / count(sigil_number) OVER {window}")
+                };
+                (from, agg)
+            }
+            _ => (
+                format!("{}\n  WHERE {}", self.mapping.table, wh.join("\n    AND ")),
+                format!("count(*) OVER {window}"),
+            ),
         };
         Ok(format!(
-            "SELECT *\nFROM (\n  SELECT *,\n    count(*) OVER {window}\n      - count(*) OVER ({tied})\n      + row_number() OVER ({tied}{order}) AS event_count,\n    min({ts}) OVER {window} AS window_start,\n    {ts} AS window_end\n  FROM {}\n  WHERE {}\n)\nWHERE {cond}",
-            self.mapping.table,
-            wh.join("\n    AND "),
+            "SELECT *\nFROM (\n  SELECT *,\n    {agg} AS {value},\n    min({ts}) OVER {window} AS window_start,\n    {ts} AS window_end\n  FROM {from}\n)\nWHERE {cond}"
         ))
     }
 
