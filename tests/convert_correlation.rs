@@ -423,6 +423,7 @@ const CREATE_USER: &str = "title: Create user\nname: t_create\nstatus: test\nlog
 const CREATE_KEY: &str = "title: Create key\nname: t_key\nstatus: test\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  sel: {eventName: CreateAccessKey}\n  condition: sel\nlevel: low\n";
 
 const KEY: &str = "userIdentity.accessKeyId";
+const BYTES: &str = "additionalEventData.bytesTransferredOut";
 
 #[test]
 fn value_count_exports_fire_for_the_same_groups_and_windows_as_the_matcher() {
@@ -932,8 +933,9 @@ fn event_count_eq_matches_the_matcher_on_both_backends() {
 
 /// Random records on a coarse time grid (ties and windows exactly one
 /// timespan wide are common), three access keys and records without one,
-/// values sometimes missing: every exported type agrees with the matcher on
-/// the firing groups and each group's first window.
+/// values sometimes missing, negative, strings or non-numeric: every
+/// exported type, with `gt`/`gte` and other conditions, agrees with the
+/// matcher on the firing groups and each group's first window.
 #[test]
 fn random_records_fire_the_same_groups_and_windows_on_all_three() {
     let Some(python) = python() else {
@@ -978,6 +980,41 @@ fn random_records_fire_the_same_groups_and_windows_on_all_three() {
                 head("Rall", "temporal", "t_create, t_denied, t_key")
             ),
         ),
+        (
+            "Rtlt",
+            format!(
+                "{}  condition: {{lt: 2}}\nlevel: high\n",
+                head("Rtlt", "temporal", "t_create, t_denied")
+            ),
+        ),
+        (
+            "Rvceq",
+            format!(
+                "{}  condition: {{eq: 2, field: userAgent}}\nlevel: high\n",
+                head("Rvceq", "value_count", "t_denied")
+            ),
+        ),
+        (
+            "Rsum",
+            format!(
+                "{}  condition: {{gte: 40, field: {BYTES}}}\nlevel: high\n",
+                head("Rsum", "value_sum", "t_denied")
+            ),
+        ),
+        (
+            "Rsum2",
+            format!(
+                "{}  condition: {{neq: 0, field: {BYTES}}}\nlevel: high\n",
+                head("Rsum2", "value_sum", "t_create, t_denied")
+            ),
+        ),
+        (
+            "Ravg",
+            format!(
+                "{}  condition: {{gt: -10, lte: 10, field: {BYTES}}}\nlevel: high\n",
+                head("Ravg", "value_avg", "t_denied")
+            ),
+        ),
     ];
     let mut x: u64 = 0x5EED_C0DE_1234_5678;
     let mut next = |n: u64| {
@@ -987,6 +1024,7 @@ fn random_records_fire_the_same_groups_and_windows_on_all_three() {
         x % n
     };
     let (mut compared, mut fired) = (0, 0);
+    let mut per_title: BTreeMap<&str, usize> = BTreeMap::new();
     for round in 0..6 {
         let mut lines = Vec::new();
         for i in 0..(20 + next(25)) {
@@ -994,14 +1032,28 @@ fn random_records_fire_the_same_groups_and_windows_on_all_three() {
             let name = ["CreateUser", "CreateAccessKey", "ListUsers"][next(3) as usize];
             let agent = ["a", "b", "c", ""][next(4) as usize];
             let error = next(2) == 0;
-            lines.push(rec(
+            let mut v: serde_json::Value = serde_json::from_str(&rec(
                 (!key.is_empty()).then_some(key),
                 name,
                 30 * next(40),
                 &format!("r{round}-{i}"),
                 (!agent.is_empty()).then_some(agent),
                 error.then_some("AccessDenied"),
-            ));
+            ))
+            .expect("record");
+            // The summed value: a number from -40 to 50, the same as a
+            // string, non-numeric, or missing.
+            let x = next(10) as i64 * 10 - 40;
+            let bytes = match next(5) {
+                0 => None,
+                1 => Some(serde_json::json!(format!(" {x}"))),
+                2 => Some(serde_json::json!("n/a")),
+                _ => Some(serde_json::json!(x)),
+            };
+            if let Some(b) = bytes {
+                v["additionalEventData"] = serde_json::json!({ "bytesTransferredOut": b });
+            }
+            lines.push(v.to_string());
         }
         for (title, text) in &corrs {
             let run = differential(
@@ -1029,9 +1081,16 @@ fn random_records_fire_the_same_groups_and_windows_on_all_three() {
             );
             compared += 1;
             fired += run.matcher.len();
+            *per_title.entry(*title).or_insert(0) += run.matcher.len();
         }
     }
-    assert_eq!(compared, 30);
-    assert!(fired >= 30, "the random cases must fire, got {fired}");
-    eprintln!("random correlation exports: {compared} comparisons, {fired} firing groups agree");
+    assert_eq!(compared, 60);
+    assert!(fired >= 60, "the random cases must fire, got {fired}");
+    assert!(
+        per_title.values().all(|&n| n > 0),
+        "every correlation must fire somewhere: {per_title:?}"
+    );
+    eprintln!(
+        "random correlation exports: {compared} comparisons, {fired} firing groups agree: {per_title:?}"
+    );
 }
