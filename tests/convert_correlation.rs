@@ -580,6 +580,123 @@ fn temporal_exports_fire_for_the_same_groups_and_windows_as_the_matcher() {
     );
 }
 
+/// `temporal_ordered` on both backends: the rules in list order at strictly
+/// increasing times (rules matched in the same second never chain), the
+/// latest-starting chain, one record filling one stage, a rule listed twice,
+/// and a partial condition (`gte: 2`).
+#[test]
+fn temporal_ordered_exports_match_the_matcher() {
+    let Some(python) = python() else {
+        return;
+    };
+    let corr = |title: &str, rules: &str, cond: &str| {
+        format!("title: {title}\nname: t_{}\nstatus: test\ncorrelation:\n  type: temporal_ordered\n  rules: [{rules}]\n  group-by: [userIdentity.accessKeyId]\n  timespan: 10m\n{cond}level: high\n", title.to_lowercase())
+    };
+    let d = Some("AccessDenied");
+    let mut lines = Vec::new();
+    let mut n = 0;
+    let mut add = |key: Option<&str>, name: &str, secs: u64, error: Option<&str>| {
+        n += 1;
+        lines.push(rec(key, name, secs, &format!("id-{n}"), Some("cli"), error));
+    };
+    // A: in order.
+    add(Some("KA"), "CreateUser", 0, None);
+    add(Some("KA"), "ListUsers", 100, d);
+    add(Some("KA"), "CreateAccessKey", 200, None);
+    // B: in reverse order.
+    add(Some("KB"), "CreateAccessKey", 0, None);
+    add(Some("KB"), "ListUsers", 100, d);
+    add(Some("KB"), "CreateUser", 200, None);
+    // C: the first two in the same second: not in order.
+    add(Some("KC"), "CreateUser", 0, None);
+    add(Some("KC"), "ListUsers", 0, d);
+    add(Some("KC"), "CreateAccessKey", 100, None);
+    // D: two starts: the later one is reported.
+    add(Some("KD"), "CreateUser", 0, None);
+    add(Some("KD"), "CreateUser", 200, None);
+    add(Some("KD"), "ListUsers", 300, d);
+    add(Some("KD"), "CreateAccessKey", 400, None);
+    // E: first and last exactly 600 s apart.
+    add(Some("KE"), "CreateUser", 0, None);
+    add(Some("KE"), "ListUsers", 300, d);
+    add(Some("KE"), "CreateAccessKey", 600, None);
+    // F: straddling 05:00:00.
+    add(Some("KF"), "CreateUser", 3590, None);
+    add(Some("KF"), "ListUsers", 3600, d);
+    add(Some("KF"), "CreateAccessKey", 3610, None);
+    // G: one record matching the first two rules fills one stage; a later
+    // denial completes the chain.
+    add(Some("KG"), "CreateUser", 0, d);
+    add(Some("KG"), "CreateAccessKey", 10, None);
+    add(Some("KG"), "ListUsers", 20, d);
+    add(Some("KG"), "CreateAccessKey", 30, None);
+    // H: the last two in the same second, then the last again.
+    add(Some("KH"), "CreateUser", 0, None);
+    add(Some("KH"), "ListUsers", 100, d);
+    add(Some("KH"), "CreateAccessKey", 100, None);
+    add(Some("KH"), "CreateAccessKey", 150, None);
+    // No access key.
+    add(None, "CreateUser", 0, None);
+    add(None, "ListUsers", 1, d);
+    add(None, "CreateAccessKey", 2, None);
+    shuffle(&mut lines);
+    let rules = [
+        ("denied.yml", DENIED),
+        ("create.yml", CREATE_USER),
+        ("key.yml", CREATE_KEY),
+    ];
+    let with = |name: &'static str, text: &'static str| {
+        let mut r = rules.to_vec();
+        r.push((name, text));
+        r
+    };
+    let chain = corr("Chain", "t_create, t_denied, t_key", "");
+    let chain: &'static str = Box::leak(chain.into_boxed_str());
+    let run = differential(&python, "ord", &with("o.yml", chain), "Chain", KEY, &lines);
+    assert!(
+        run.spl_query
+            .contains("streamstats current=f time_window=600s"),
+        "{}",
+        run.spl_query
+    );
+    expect(
+        &run,
+        &[
+            ("KA", "04:00:00", "04:03:20"),
+            ("KD", "04:03:20", "04:06:40"),
+            ("KF", "04:59:50", "05:00:10"),
+            ("KG", "04:00:00", "04:00:30"),
+            ("KH", "04:00:00", "04:02:30"),
+        ],
+    );
+    // The first two stages: KB never (its denial follows no creation), KC
+    // not at 0 (the same second).
+    let two = corr(
+        "Two",
+        "t_create, t_denied, t_key",
+        "  condition: {gte: 2}\n",
+    );
+    let two: &'static str = Box::leak(two.into_boxed_str());
+    let run = differential(&python, "ord2", &with("o.yml", two), "Two", KEY, &lines);
+    expect(
+        &run,
+        &[
+            ("KA", "04:00:00", "04:01:40"),
+            ("KD", "04:03:20", "04:05:00"),
+            ("KE", "04:00:00", "04:05:00"),
+            ("KF", "04:59:50", "05:00:00"),
+            ("KG", "04:00:00", "04:00:20"),
+            ("KH", "04:00:00", "04:01:40"),
+        ],
+    );
+    // A rule listed twice: two denials, then a key; one record never fills
+    // both denial stages.
+    let twice = corr("Twice", "t_denied, t_denied, t_key", "");
+    let twice: &'static str = Box::leak(twice.into_boxed_str());
+    let run = differential(&python, "ord3", &with("o.yml", twice), "Twice", KEY, &lines);
+    expect(&run, &[("KG", "04:00:00", "04:00:30")]);
+}
+
 #[test]
 fn inexact_correlations_are_refused_on_both_backends() {
     let corr = |ty: &str, cond: &str| {
@@ -588,7 +705,16 @@ fn inexact_correlations_are_refused_on_both_backends() {
     let chained = "title: Outer\nname: outer\nstatus: test\ncorrelation:\n  type: event_count\n  rules: [c]\n  group-by: [userIdentity.accessKeyId]\n  timespan: 1h\n  condition: {gte: 2}\nlevel: high\n";
     let aliased = "title: C\nname: c\nstatus: test\ncorrelation:\n  type: value_sum\n  rules: [t_denied, t_create]\n  group-by: [actor]\n  aliases:\n    actor:\n      t_denied: userIdentity.accessKeyId\n      t_create: userIdentity.userName\n  timespan: 10m\n  condition: {gte: 3, field: additionalEventData.bytesTransferredOut}\nlevel: high\n".to_string();
     let cases = [
-        (corr("temporal_ordered", ""), "C", "latest start"),
+        (
+            corr("temporal_ordered", "  condition: {lt: 2}\n"),
+            "C",
+            "default condition (all rules) or one",
+        ),
+        (
+            corr("temporal_ordered", "  condition: {gte: 3}\n"),
+            "C",
+            "1 to 2 leading rules",
+        ),
         (aliased, "C", "several rules with group-by aliases"),
         (corr("temporal", ""), "Outer", "another correlation"),
     ];
@@ -714,6 +840,29 @@ fn temporal_with_aliases_matches_the_matcher() {
     );
     assert!(run.spl_query.contains("actor="), "{}", run.spl_query);
     expect(&run, &[("u", "04:00:00", "04:00:30")]);
+    // temporal_ordered with the same aliases: creation then key fires for u;
+    // key then creation fires for nobody.
+    for (rules, want) in [
+        ("t_create, t_key", &[("u", "04:00:00", "04:00:30")][..]),
+        ("t_key, t_create", &[][..]),
+    ] {
+        let ordered = corr
+            .replace("type: temporal", "type: temporal_ordered")
+            .replace("rules: [t_create, t_key]", &format!("rules: [{rules}]"));
+        let run = differential(
+            &python,
+            "alias-ord",
+            &[
+                ("create.yml", CREATE_USER),
+                ("key.yml", CREATE_KEY),
+                ("alias.yml", &ordered),
+            ],
+            "Aliased",
+            "actor",
+            &lines,
+        );
+        expect(&run, want);
+    }
 }
 
 /// A record of the base rule `t_denied` with `additionalEventData.
@@ -1009,6 +1158,20 @@ fn random_records_fire_the_same_groups_and_windows_on_all_three() {
             ),
         ),
         (
+            "Rord",
+            format!(
+                "{}level: high\n",
+                head("Rord", "temporal_ordered", "t_create, t_denied, t_key")
+            ),
+        ),
+        (
+            "Rord2",
+            format!(
+                "{}  condition: {{gt: 1}}\nlevel: high\n",
+                head("Rord2", "temporal_ordered", "t_key, t_create, t_key")
+            ),
+        ),
+        (
             "Ravg",
             format!(
                 "{}  condition: {{gt: -10, lte: 10, field: {BYTES}}}\nlevel: high\n",
@@ -1084,8 +1247,8 @@ fn random_records_fire_the_same_groups_and_windows_on_all_three() {
             *per_title.entry(*title).or_insert(0) += run.matcher.len();
         }
     }
-    assert_eq!(compared, 60);
-    assert!(fired >= 60, "the random cases must fire, got {fired}");
+    assert_eq!(compared, 72);
+    assert!(fired >= 72, "the random cases must fire, got {fired}");
     assert!(
         per_title.values().all(|&n| n > 0),
         "every correlation must fire somewhere: {per_title:?}"

@@ -3,7 +3,7 @@
 //! why it is exact, is decided with the SPL export
 //! ([`crate::backend::spl::correlation`]).
 
-use crate::backend::spl::correlation::{input_rules, kind_refusal, merged_rules};
+use crate::backend::spl::correlation::{input_rules, kind_refusal, merged_rules, ordered_stages};
 use crate::backend::{Backend, Out, Unsupported};
 use crate::ir::{CorrelationIr, RuleIr};
 use crate::rule::{CmpOp, CorrelationType};
@@ -37,6 +37,9 @@ impl Athena<'_> {
     pub fn correlation(&self, c: &CorrelationIr, rules: &[RuleIr]) -> Out {
         let inputs = input_rules(c, rules)?;
         kind_refusal(c)?;
+        if c.kind == CorrelationType::TemporalOrdered {
+            return self.ordered(c, &inputs);
+        }
         let mut conds = Vec::new();
         let value = match c.kind {
             CorrelationType::EventCount => "event_count",
@@ -149,6 +152,98 @@ impl Athena<'_> {
         };
         Ok(format!(
             "SELECT *\nFROM (\n  SELECT *,\n    {agg} AS {value},\n    min({ts}) OVER {window} AS window_start,\n    {ts} AS window_end\n  FROM {from}\n)\nWHERE {cond}"
+        ))
+    }
+
+    /// The rules' events, one `UNION ALL` branch per rule: time, group
+    /// fields under `sigil_g<i>`, and what `extra` adds for rule k.
+    fn branches(
+        &self,
+        c: &CorrelationIr,
+        inputs: &[&RuleIr],
+        extra: &dyn Fn(usize) -> Result<String, Unsupported>,
+    ) -> Out {
+        let ts = self.time();
+        let mut branches = Vec::new();
+        for (k, rule) in inputs.iter().enumerate() {
+            let mut cols = vec![format!("{ts} AS sigil_time")];
+            let mut wh = vec![self.expr(&rule.expr)?, format!("{ts} IS NOT NULL")];
+            for (gi, fields) in c.group_fields.iter().enumerate() {
+                let g = self.scalar(&fields[k], "group-by")?;
+                cols.push(format!("{g} AS sigil_g{gi}"));
+                wh.push(format!("{g} IS NOT NULL"));
+            }
+            cols.push(extra(k)?);
+            branches.push(format!(
+                "  SELECT {}\n  FROM {}\n  WHERE {}",
+                cols.join(", "),
+                self.mapping.table,
+                wh.join("\n    AND ")
+            ));
+        }
+        Ok(branches.join("\n  UNION ALL\n"))
+    }
+
+    /// `temporal_ordered`: the rules' events, one row per step (group and
+    /// time) with a flag per stage whose rule matched in it, then per stage
+    /// s the latest start of a chain ending at each step: stage 0 starts at
+    /// the step; stage s takes the largest stage s − 1 start over the
+    /// earlier steps of the window (a RANGE frame ending one millisecond
+    /// before the step: the stages need strictly increasing times) and keeps
+    /// it while it is less than the timespan before the step. A row per step
+    /// that completes the asked stages ([`ordered_stages`]), with the chain's
+    /// start.
+    fn ordered(&self, c: &CorrelationIr, inputs: &[&RuleIr]) -> Out {
+        let k = ordered_stages(c)?;
+        let events = self.branches(c, inputs, &|r| Ok(format!("{r} AS sigil_rule")))?;
+        let groups: Vec<String> = (0..c.group_by.len())
+            .map(|gi| format!("sigil_g{gi}"))
+            .collect();
+        let mut keys = groups.clone();
+        keys.push("sigil_time".to_string());
+        let flags: Vec<String> = (0..inputs.len())
+            .map(|s| format!("max(IF(sigil_rule = {s}, 1)) AS sigil_r{s}"))
+            .collect();
+        let partition = if groups.is_empty() {
+            String::new()
+        } else {
+            format!("PARTITION BY {} ", groups.join(", "))
+        };
+        let ms = c.timespan_secs.saturating_mul(1000).saturating_sub(1);
+        let mut ctes = vec![
+            format!("sigil_events AS (\n{events}\n)"),
+            format!(
+                "sigil_steps AS (\n  SELECT {}, {}\n  FROM sigil_events\n  GROUP BY {}\n)",
+                keys.join(", "),
+                flags.join(", "),
+                keys.join(", ")
+            ),
+            "sigil_s0 AS (\n  SELECT *, IF(sigil_r0 = 1, sigil_time) AS sigil_c0\n  FROM sigil_steps\n)"
+                .to_string(),
+        ];
+        for s in 1..k {
+            let p = s - 1;
+            ctes.push(format!(
+                "sigil_s{s} AS (\n  SELECT *, IF(sigil_r{s} = 1 AND sigil_p{s} > sigil_time - INTERVAL '{span}' SECOND, sigil_p{s}) AS sigil_c{s}\n  FROM (\n    SELECT *, max(sigil_c{p}) OVER ({partition}ORDER BY sigil_time RANGE BETWEEN INTERVAL '{}.{:03}' SECOND PRECEDING AND INTERVAL '0.001' SECOND PRECEDING) AS sigil_p{s}\n    FROM sigil_s{p}\n  )\n)",
+                ms / 1000,
+                ms % 1000,
+                span = c.timespan_secs,
+            ));
+        }
+        let last = k - 1;
+        let mut out_cols: Vec<String> = c
+            .group_by
+            .iter()
+            .enumerate()
+            .map(|(gi, name)| format!("sigil_g{gi} AS {}", quoted(name)))
+            .collect();
+        out_cols.push(format!("sigil_c{last} AS window_start"));
+        out_cols.push("sigil_time AS window_end".to_string());
+        out_cols.push(format!("{k} AS temporal_ordered"));
+        Ok(format!(
+            "WITH {}\nSELECT {}\nFROM sigil_s{last}\nWHERE sigil_c{last} IS NOT NULL\nORDER BY window_end",
+            ctes.join(",\n"),
+            out_cols.join(", ")
         ))
     }
 

@@ -68,13 +68,7 @@ pub(crate) fn merged_rules(c: &CorrelationIr, inputs: &[&RuleIr]) -> Result<Rule
 /// the ones left to the backend.
 pub(crate) fn kind_refusal(c: &CorrelationIr) -> Result<(), Unsupported> {
     match c.kind {
-        CorrelationType::TemporalOrdered => Err(Unsupported::construct(
-            "`temporal_ordered` correlations are not exported: the matcher chains the rules in \
-             list order at strictly increasing eventTimes, keeps per stage the chain with the \
-             latest start and re-arms the group after each alert; that chain is a recursion \
-             over the steps of a group (one pass per stage) which the exports do not generate \
-             yet",
-        )),
+        CorrelationType::TemporalOrdered => ordered_stages(c).map(|_| ()),
         CorrelationType::ValuePercentile => Err(Unsupported::construct(
             "`value_percentile` is undefined in the Sigma specification and not run by sigil",
         )),
@@ -82,6 +76,37 @@ pub(crate) fn kind_refusal(c: &CorrelationIr) -> Result<(), Unsupported> {
             Err(Unsupported::construct("a correlation without a condition"))
         }
         _ => Ok(()),
+    }
+}
+
+/// `temporal_ordered`: the number k of leading stages the condition asks
+/// for (the default: all of them; `gte k`, `gt k - 1`), 1 ≤ k ≤ the number
+/// of rules. The group's first alert is then at the first step where a
+/// chain of stages 0..k completes (rules in list order at strictly
+/// increasing times, first to last less than the timespan apart), its start
+/// the latest start of such a chain completed there; the exports compute,
+/// stage by stage, the latest start of a chain ending at each step. Other
+/// conditions are refused: `lt`/`lte`/`eq`/`neq` or a range test how many
+/// leading stages are chained at each step, which the exports do not
+/// compute.
+pub(crate) fn ordered_stages(c: &CorrelationIr) -> Result<usize, Unsupported> {
+    let n = c.inputs.len();
+    let k = match c.ops.as_slice() {
+        [] => Some(n as f64),
+        [(CmpOp::Gte, v)] => Some(v.ceil()),
+        [(CmpOp::Gt, v)] => Some(v.floor() + 1.0),
+        _ => None,
+    };
+    match k {
+        Some(k) if k >= 1.0 && k <= n as f64 => Ok(k as usize),
+        _ => Err(Unsupported::construct(format!(
+            "`temporal_ordered` is exported with the default condition (all rules) or one \
+             `gt`/`gte` asking for 1 to {n} leading rules: other conditions (`lt`, `lte`, \
+             `eq`, `neq`, ranges, or a number of rules out of that range) test how many \
+             leading rules are chained at each step (the longest prefix of stages whose \
+             latest-starting chain is still inside the window), which the exports do not \
+             compute: they find the first step completing one given number of stages"
+        ))),
     }
 }
 
@@ -104,6 +129,36 @@ fn conditions(c: &CorrelationIr, name: &str) -> Result<Vec<String>, Unsupported>
         }
     }
     Ok(conds)
+}
+
+/// `temporal_ordered` in SPL: one row per step with a flag per stage whose
+/// rule matched in it, then per stage s the latest start of a chain ending
+/// at each step: stage 0 starts at the step itself; stage s takes the
+/// largest stage s − 1 start among the earlier steps of the window
+/// (`streamstats current=f`: the current step is excluded, so the stages
+/// need strictly increasing times) and keeps it while it is less than the
+/// timespan before the step.
+fn ordered(c: &CorrelationIr, source: &str, by_step: &str, by_group: &str) -> Out {
+    let k = ordered_stages(c)?;
+    let span = c.timespan_secs;
+    let flags: Vec<String> = (0..c.inputs.len())
+        .map(|s| format!("max(sigil_r{s}) as sigil_r{s}"))
+        .collect();
+    let mut q = format!(
+        "{source} | stats {} by {by_step} | sort 0 _time | eval sigil_c0=if(sigil_r0==1, _time, null())",
+        flags.join(" ")
+    );
+    for s in 1..k {
+        q.push_str(&format!(
+            " | streamstats current=f time_window={span}s max(sigil_c{p}) as sigil_p{s}{by_group} | eval sigil_c{s}=if(sigil_r{s}==1 AND sigil_p{s}>_time-{span}, sigil_p{s}, null())",
+            p = s - 1
+        ));
+    }
+    q.push_str(&format!(
+        " | where isnotnull(sigil_c{last}) | eval window_start=sigil_c{last}, temporal_ordered={k}",
+        last = k - 1
+    ));
+    Ok(q)
 }
 
 fn bare_name(n: &str) -> bool {
@@ -176,6 +231,7 @@ impl Splunk<'_> {
                 Some("value_avg=if(sigil_count>0, sigil_sum/sigil_count, null())"),
                 "value_avg",
             ),
+            CorrelationType::TemporalOrdered => (String::new(), "", None, "temporal_ordered"),
             other => {
                 return Err(Unsupported::construct(format!(
                     "`{}` correlations are not exported to SPL",
@@ -227,6 +283,11 @@ impl Splunk<'_> {
                 e.push(format!("sigil_rule=\"{k}\""));
             }
         }
+        if c.kind == CorrelationType::TemporalOrdered {
+            for (k, e) in evals.iter_mut().enumerate() {
+                e.push(format!("sigil_r{k}=1"));
+            }
+        }
         if let Some(n) = &number {
             for e in evals.iter_mut() {
                 e.push(n.clone());
@@ -258,6 +319,9 @@ impl Splunk<'_> {
             .chain(std::iter::once("_time"))
             .collect::<Vec<_>>()
             .join(" ");
+        if c.kind == CorrelationType::TemporalOrdered {
+            return ordered(c, &source, &by_step, &by_group);
+        }
         let conds = conditions(c, name)?;
         let value = value.map_or(String::new(), |v| format!(" | eval {v}"));
         Ok(format!(
