@@ -255,46 +255,31 @@ impl Athena<'_> {
         value: &str,
         cond: &dyn Fn(&str) -> String,
     ) -> Out {
-        let ts = self.time();
-        let mut branches = Vec::new();
-        for (k, rule) in inputs.iter().enumerate() {
-            let mut cols = vec![format!("{ts} AS sigil_time")];
-            let mut wh = vec![self.expr(&rule.expr)?, format!("{ts} IS NOT NULL")];
-            for (gi, fields) in c.group_fields.iter().enumerate() {
-                let g = self.scalar(&fields[k], "group-by")?;
-                cols.push(format!("{g} AS sigil_g{gi}"));
-                wh.push(format!("{g} IS NOT NULL"));
+        let value_col = |k: usize| -> Result<String, Unsupported> {
+            if c.kind != CorrelationType::ValueCount {
+                return Ok(format!("{k} AS sigil_rule"));
             }
-            if c.kind == CorrelationType::ValueCount {
-                let vals = c
-                    .value_fields
-                    .iter()
-                    .map(|f| self.scalar(f, "value field"))
-                    .collect::<Result<Vec<_>, _>>()?;
-                // Several fields: the matcher's distinct tuples, joined by
-                // U+001F, with no value when one is missing.
-                let v = match vals.as_slice() {
-                    [v] => v.clone(),
-                    _ => format!(
-                        "IF({}, NULL, {})",
-                        vals.iter()
-                            .map(|v| format!("{v} IS NULL"))
-                            .collect::<Vec<_>>()
-                            .join(" OR "),
-                        vals.join(" || chr(31) || ")
-                    ),
-                };
-                cols.push(format!("{v} AS sigil_value"));
-            } else {
-                cols.push(format!("{k} AS sigil_rule"));
-            }
-            branches.push(format!(
-                "  SELECT {}\n  FROM {}\n  WHERE {}",
-                cols.join(", "),
-                self.mapping.table,
-                wh.join("\n    AND ")
-            ));
-        }
+            let vals = c
+                .value_fields
+                .iter()
+                .map(|f| self.scalar(f, "value field"))
+                .collect::<Result<Vec<_>, _>>()?;
+            // Several fields: the matcher's distinct tuples, joined by
+            // U+001F, with no value when one is missing.
+            let v = match vals.as_slice() {
+                [v] => v.clone(),
+                _ => format!(
+                    "IF({}, NULL, {})",
+                    vals.iter()
+                        .map(|v| format!("{v} IS NULL"))
+                        .collect::<Vec<_>>()
+                        .join(" OR "),
+                    vals.join(" || chr(31) || ")
+                ),
+            };
+            Ok(format!("{v} AS sigil_value"))
+        };
+        let branches = self.branches(c, inputs, &value_col)?;
         let agg = if c.kind == CorrelationType::ValueCount {
             "count(DISTINCT w.sigil_value)"
         } else {
@@ -318,8 +303,7 @@ impl Athena<'_> {
         out_cols.push("e.sigil_time AS window_end".to_string());
         out_cols.push(format!("{agg} AS {value}"));
         Ok(format!(
-            "WITH sigil_events AS (\n{}\n)\nSELECT {}\nFROM sigil_events e\nJOIN sigil_events w\n  ON {}\nGROUP BY {}\nHAVING {}\nORDER BY window_end",
-            branches.join("\n  UNION ALL\n"),
+            "WITH sigil_events AS (\n{branches}\n)\nSELECT {}\nFROM sigil_events e\nJOIN sigil_events w\n  ON {}\nGROUP BY {}\nHAVING {}\nORDER BY window_end",
             out_cols.join(", "),
             on.join("\n  AND "),
             keys.join(", "),
