@@ -689,6 +689,38 @@ fn temporal_ordered_exports_match_the_matcher() {
             ("KH", "04:00:00", "04:01:40"),
         ],
     );
+    // Other conditions test the number of leading stages chained at each
+    // step: `eq: 2` first holds where `gte: 2` does; `lt: 1` holds at a
+    // step with no fresh chain: KB's first (a key), and KE's last (its
+    // creation exactly 600 s before has left the window).
+    let eq = corr("Eq", "t_create, t_denied, t_key", "  condition: {eq: 2}\n");
+    let eq: &'static str = Box::leak(eq.into_boxed_str());
+    let run = differential(&python, "ord-eq", &with("o.yml", eq), "Eq", KEY, &lines);
+    expect(
+        &run,
+        &[
+            ("KA", "04:00:00", "04:01:40"),
+            ("KD", "04:03:20", "04:05:00"),
+            ("KE", "04:00:00", "04:05:00"),
+            ("KF", "04:59:50", "05:00:00"),
+            ("KG", "04:00:00", "04:00:20"),
+            ("KH", "04:00:00", "04:01:40"),
+        ],
+    );
+    let none = corr(
+        "None",
+        "t_create, t_denied, t_key",
+        "  condition: {lt: 1}\n",
+    );
+    let none: &'static str = Box::leak(none.into_boxed_str());
+    let run = differential(&python, "ord-lt", &with("o.yml", none), "None", KEY, &lines);
+    expect(
+        &run,
+        &[
+            ("KB", "04:00:00", "04:00:00"),
+            ("KE", "04:10:00", "04:10:00"),
+        ],
+    );
     // A rule listed twice: two denials, then a key; one record never fills
     // both denial stages.
     let twice = corr("Twice", "t_denied, t_denied, t_key", "");
@@ -705,16 +737,6 @@ fn inexact_correlations_are_refused_on_both_backends() {
     let chained = "title: Outer\nname: outer\nstatus: test\ncorrelation:\n  type: event_count\n  rules: [c]\n  group-by: [userIdentity.accessKeyId]\n  timespan: 1h\n  condition: {gte: 2}\nlevel: high\n";
     let aliased = "title: C\nname: c\nstatus: test\ncorrelation:\n  type: value_sum\n  rules: [t_denied, t_create]\n  group-by: [actor]\n  aliases:\n    actor:\n      t_denied: userIdentity.accessKeyId\n      t_create: userIdentity.userName\n  timespan: 10m\n  condition: {gte: 3, field: additionalEventData.bytesTransferredOut}\nlevel: high\n".to_string();
     let cases = [
-        (
-            corr("temporal_ordered", "  condition: {lt: 2}\n"),
-            "C",
-            "default condition (all rules) or one",
-        ),
-        (
-            corr("temporal_ordered", "  condition: {gte: 3}\n"),
-            "C",
-            "1 to 2 leading rules",
-        ),
         (aliased, "C", "several rules with group-by aliases"),
         (corr("temporal", ""), "Outer", "another correlation"),
     ];
@@ -1172,6 +1194,13 @@ fn random_records_fire_the_same_groups_and_windows_on_all_three() {
             ),
         ),
         (
+            "Rord3",
+            format!(
+                "{}  condition: {{neq: 1}}\nlevel: high\n",
+                head("Rord3", "temporal_ordered", "t_denied, t_key")
+            ),
+        ),
+        (
             "Ravg",
             format!(
                 "{}  condition: {{gt: -10, lte: 10, field: {BYTES}}}\nlevel: high\n",
@@ -1247,8 +1276,8 @@ fn random_records_fire_the_same_groups_and_windows_on_all_three() {
             *per_title.entry(*title).or_insert(0) += run.matcher.len();
         }
     }
-    assert_eq!(compared, 72);
-    assert!(fired >= 72, "the random cases must fire, got {fired}");
+    assert_eq!(compared, 78);
+    assert!(fired >= 78, "the random cases must fire, got {fired}");
     assert!(
         per_title.values().all(|&n| n > 0),
         "every correlation must fire somewhere: {per_title:?}"

@@ -3,7 +3,7 @@
 //! why it is exact, is decided with the SPL export
 //! ([`crate::backend::spl::correlation`]).
 
-use crate::backend::spl::correlation::{input_rules, kind_refusal, merged_rules, ordered_stages};
+use crate::backend::spl::correlation::{input_rules, kind_refusal, merged_rules};
 use crate::backend::{Backend, Out, Unsupported};
 use crate::ir::{CorrelationIr, RuleIr};
 use crate::rule::{CmpOp, CorrelationType};
@@ -37,9 +37,6 @@ impl Athena<'_> {
     pub fn correlation(&self, c: &CorrelationIr, rules: &[RuleIr]) -> Out {
         let inputs = input_rules(c, rules)?;
         kind_refusal(c)?;
-        if c.kind == CorrelationType::TemporalOrdered {
-            return self.ordered(c, &inputs);
-        }
         let mut conds = Vec::new();
         let value = match c.kind {
             CorrelationType::EventCount => "event_count",
@@ -52,7 +49,10 @@ impl Athena<'_> {
             conds.push((*op, num_lit(*v)));
         }
         if conds.is_empty() {
-            if c.kind != CorrelationType::Temporal {
+            if !matches!(
+                c.kind,
+                CorrelationType::Temporal | CorrelationType::TemporalOrdered
+            ) {
                 return Err(Unsupported::construct("a correlation without a condition"));
             }
             conds.push((CmpOp::Gte, c.inputs.len().to_string()));
@@ -65,6 +65,7 @@ impl Athena<'_> {
                 .join(" AND ")
         };
         match c.kind {
+            CorrelationType::TemporalOrdered => self.ordered(c, &inputs, &cond("temporal_ordered")),
             CorrelationType::EventCount | CorrelationType::ValueSum | CorrelationType::ValueAvg => {
                 self.windowed(c, &merged_rules(c, &inputs)?, value, &cond(value))
             }
@@ -190,18 +191,20 @@ impl Athena<'_> {
     /// the step; stage s takes the largest stage s − 1 start over the
     /// earlier steps of the window (a RANGE frame ending one millisecond
     /// before the step: the stages need strictly increasing times) and keeps
-    /// it while it is less than the timespan before the step. A row per step
-    /// that completes the asked stages ([`ordered_stages`]), with the chain's
-    /// start.
-    fn ordered(&self, c: &CorrelationIr, inputs: &[&RuleIr]) -> Out {
-        let k = ordered_stages(c)?;
+    /// it while it is less than the timespan before the step. The value at
+    /// a step is the number of leading stages whose latest start over the
+    /// window (RANGE frame, the step included) is less than the timespan
+    /// before it; the window starts at the last counted stage's start (none:
+    /// at the step).
+    fn ordered(&self, c: &CorrelationIr, inputs: &[&RuleIr], cond: &str) -> Out {
+        let n = inputs.len();
         let events = self.branches(c, inputs, &|r| Ok(format!("{r} AS sigil_rule")))?;
         let groups: Vec<String> = (0..c.group_by.len())
             .map(|gi| format!("sigil_g{gi}"))
             .collect();
         let mut keys = groups.clone();
         keys.push("sigil_time".to_string());
-        let flags: Vec<String> = (0..inputs.len())
+        let flags: Vec<String> = (0..n)
             .map(|s| format!("max(IF(sigil_rule = {s}, 1)) AS sigil_r{s}"))
             .collect();
         let partition = if groups.is_empty() {
@@ -210,6 +213,8 @@ impl Athena<'_> {
             format!("PARTITION BY {} ", groups.join(", "))
         };
         let ms = c.timespan_secs.saturating_mul(1000).saturating_sub(1);
+        let span = c.timespan_secs;
+        let preceding = format!("INTERVAL '{}.{:03}' SECOND PRECEDING", ms / 1000, ms % 1000);
         let mut ctes = vec![
             format!("sigil_events AS (\n{events}\n)"),
             format!(
@@ -221,27 +226,49 @@ impl Athena<'_> {
             "sigil_s0 AS (\n  SELECT *, IF(sigil_r0 = 1, sigil_time) AS sigil_c0\n  FROM sigil_steps\n)"
                 .to_string(),
         ];
-        for s in 1..k {
+        for s in 1..n {
             let p = s - 1;
             ctes.push(format!(
-                "sigil_s{s} AS (\n  SELECT *, IF(sigil_r{s} = 1 AND sigil_p{s} > sigil_time - INTERVAL '{span}' SECOND, sigil_p{s}) AS sigil_c{s}\n  FROM (\n    SELECT *, max(sigil_c{p}) OVER ({partition}ORDER BY sigil_time RANGE BETWEEN INTERVAL '{}.{:03}' SECOND PRECEDING AND INTERVAL '0.001' SECOND PRECEDING) AS sigil_p{s}\n    FROM sigil_s{p}\n  )\n)",
-                ms / 1000,
-                ms % 1000,
-                span = c.timespan_secs,
+                "sigil_s{s} AS (\n  SELECT *, IF(sigil_r{s} = 1 AND sigil_p{s} > sigil_time - INTERVAL '{span}' SECOND, sigil_p{s}) AS sigil_c{s}\n  FROM (\n    SELECT *, max(sigil_c{p}) OVER ({partition}ORDER BY sigil_time RANGE BETWEEN {preceding} AND INTERVAL '0.001' SECOND PRECEDING) AS sigil_p{s}\n    FROM sigil_s{p}\n  )\n)",
             ));
         }
-        let last = k - 1;
+        let latest: Vec<String> = (0..n)
+            .map(|s| {
+                format!(
+                    "max(sigil_c{s}) OVER ({partition}ORDER BY sigil_time RANGE BETWEEN {preceding} AND CURRENT ROW) AS sigil_m{s}"
+                )
+            })
+            .collect();
+        ctes.push(format!(
+            "sigil_latest AS (\n  SELECT *, {}\n  FROM sigil_s{}\n)",
+            latest.join(",\n    "),
+            n - 1
+        ));
+        let done: Vec<String> = (0..n)
+            .map(|s| format!("IF(sigil_m{s} > sigil_time - INTERVAL '{span}' SECOND, 1, 0)"))
+            .collect();
+        ctes.push(format!(
+            "sigil_done AS (\n  SELECT *, {} AS temporal_ordered\n  FROM sigil_latest\n)",
+            done.join(" + ")
+        ));
+        let start: Vec<String> = (0..n)
+            .rev()
+            .map(|s| format!("WHEN {} THEN sigil_m{s}", s + 1))
+            .collect();
         let mut out_cols: Vec<String> = c
             .group_by
             .iter()
             .enumerate()
             .map(|(gi, name)| format!("sigil_g{gi} AS {}", quoted(name)))
             .collect();
-        out_cols.push(format!("sigil_c{last} AS window_start"));
+        out_cols.push(format!(
+            "CASE temporal_ordered {} ELSE sigil_time END AS window_start",
+            start.join(" ")
+        ));
         out_cols.push("sigil_time AS window_end".to_string());
-        out_cols.push(format!("{k} AS temporal_ordered"));
+        out_cols.push("temporal_ordered".to_string());
         Ok(format!(
-            "WITH {}\nSELECT {}\nFROM sigil_s{last}\nWHERE sigil_c{last} IS NOT NULL\nORDER BY window_end",
+            "WITH {}\nSELECT {}\nFROM sigil_done\nWHERE {cond}\nORDER BY window_end",
             ctes.join(",\n"),
             out_cols.join(", ")
         ))

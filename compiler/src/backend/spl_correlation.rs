@@ -68,45 +68,12 @@ pub(crate) fn merged_rules(c: &CorrelationIr, inputs: &[&RuleIr]) -> Result<Rule
 /// the ones left to the backend.
 pub(crate) fn kind_refusal(c: &CorrelationIr) -> Result<(), Unsupported> {
     match c.kind {
-        CorrelationType::TemporalOrdered => ordered_stages(c).map(|_| ()),
         CorrelationType::ValuePercentile => Err(Unsupported::construct(
             "`value_percentile` is undefined in the Sigma specification and not run by sigil",
         )),
-        _ if c.ops.is_empty() && c.kind != CorrelationType::Temporal => {
-            Err(Unsupported::construct("a correlation without a condition"))
-        }
+        CorrelationType::Temporal | CorrelationType::TemporalOrdered => Ok(()),
+        _ if c.ops.is_empty() => Err(Unsupported::construct("a correlation without a condition")),
         _ => Ok(()),
-    }
-}
-
-/// `temporal_ordered`: the number k of leading stages the condition asks
-/// for (the default: all of them; `gte k`, `gt k - 1`), 1 ≤ k ≤ the number
-/// of rules. The group's first alert is then at the first step where a
-/// chain of stages 0..k completes (rules in list order at strictly
-/// increasing times, first to last less than the timespan apart), its start
-/// the latest start of such a chain completed there; the exports compute,
-/// stage by stage, the latest start of a chain ending at each step. Other
-/// conditions are refused: `lt`/`lte`/`eq`/`neq` or a range test how many
-/// leading stages are chained at each step, which the exports do not
-/// compute.
-pub(crate) fn ordered_stages(c: &CorrelationIr) -> Result<usize, Unsupported> {
-    let n = c.inputs.len();
-    let k = match c.ops.as_slice() {
-        [] => Some(n as f64),
-        [(CmpOp::Gte, v)] => Some(v.ceil()),
-        [(CmpOp::Gt, v)] => Some(v.floor() + 1.0),
-        _ => None,
-    };
-    match k {
-        Some(k) if k >= 1.0 && k <= n as f64 => Ok(k as usize),
-        _ => Err(Unsupported::construct(format!(
-            "`temporal_ordered` is exported with the default condition (all rules) or one \
-             `gt`/`gte` asking for 1 to {n} leading rules: other conditions (`lt`, `lte`, \
-             `eq`, `neq`, ranges, or a number of rules out of that range) test how many \
-             leading rules are chained at each step (the longest prefix of stages whose \
-             latest-starting chain is still inside the window), which the exports do not \
-             compute: they find the first step completing one given number of stages"
-        ))),
     }
 }
 
@@ -122,7 +89,10 @@ fn conditions(c: &CorrelationIr, name: &str) -> Result<Vec<String>, Unsupported>
         conds.push(format!("{name}{o}{v}"));
     }
     if conds.is_empty() {
-        if c.kind == CorrelationType::Temporal {
+        if matches!(
+            c.kind,
+            CorrelationType::Temporal | CorrelationType::TemporalOrdered
+        ) {
             conds.push(format!("{name}>={}", c.inputs.len()));
         } else {
             return Err(Unsupported::construct("a correlation without a condition"));
@@ -137,26 +107,43 @@ fn conditions(c: &CorrelationIr, name: &str) -> Result<Vec<String>, Unsupported>
 /// largest stage s − 1 start among the earlier steps of the window
 /// (`streamstats current=f`: the current step is excluded, so the stages
 /// need strictly increasing times) and keeps it while it is less than the
-/// timespan before the step.
+/// timespan before the step. The matcher's value at a step is the number
+/// of leading stages whose latest chain starts less than the timespan
+/// before it: the latest start per stage over the window (`streamstats`,
+/// current step included), counted while inside it; the alert's start is
+/// that of the last counted stage (none: the step's own time).
 fn ordered(c: &CorrelationIr, source: &str, by_step: &str, by_group: &str) -> Out {
-    let k = ordered_stages(c)?;
+    let n = c.inputs.len();
     let span = c.timespan_secs;
-    let flags: Vec<String> = (0..c.inputs.len())
+    let flags: Vec<String> = (0..n)
         .map(|s| format!("max(sigil_r{s}) as sigil_r{s}"))
         .collect();
     let mut q = format!(
         "{source} | stats {} by {by_step} | sort 0 _time | eval sigil_c0=if(sigil_r0==1, _time, null())",
         flags.join(" ")
     );
-    for s in 1..k {
+    for s in 1..n {
         q.push_str(&format!(
             " | streamstats current=f time_window={span}s max(sigil_c{p}) as sigil_p{s}{by_group} | eval sigil_c{s}=if(sigil_r{s}==1 AND sigil_p{s}>_time-{span}, sigil_p{s}, null())",
             p = s - 1
         ));
     }
+    let latest: Vec<String> = (0..n)
+        .map(|s| format!("max(sigil_c{s}) as sigil_m{s}"))
+        .collect();
+    let done: Vec<String> = (0..n)
+        .map(|s| format!("if(sigil_m{s}>_time-{span}, 1, 0)"))
+        .collect();
+    let mut start = "_time".to_string();
+    for s in 0..n {
+        start = format!("if(temporal_ordered=={}, sigil_m{s}, {start})", s + 1);
+    }
+    let conds = conditions(c, "temporal_ordered")?;
     q.push_str(&format!(
-        " | where isnotnull(sigil_c{last}) | eval window_start=sigil_c{last}, temporal_ordered={k}",
-        last = k - 1
+        " | streamstats time_window={span}s {}{by_group} | eval temporal_ordered={} | where {} | eval window_start={start}",
+        latest.join(" "),
+        done.join("+"),
+        conds.join(" AND ")
     ));
     Ok(q)
 }
