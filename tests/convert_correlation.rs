@@ -58,7 +58,7 @@ fn event_count_exports_fire_for_the_same_groups_as_the_matcher() {
         .expect("SPL for event_count");
     assert!(
         query.contains(
-            "streamstats time_window=600s count as event_count min(_time) as window_start by userIdentity.accessKeyId"
+            "| stats count as sigil_n by userIdentity.accessKeyId _time | sort 0 _time | streamstats time_window=600s sum(sigil_n) as event_count min(_time) as window_start by userIdentity.accessKeyId"
         ),
         "{query}"
     );
@@ -423,6 +423,7 @@ const CREATE_USER: &str = "title: Create user\nname: t_create\nstatus: test\nlog
 const CREATE_KEY: &str = "title: Create key\nname: t_key\nstatus: test\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  sel: {eventName: CreateAccessKey}\n  condition: sel\nlevel: low\n";
 
 const KEY: &str = "userIdentity.accessKeyId";
+const BYTES: &str = "additionalEventData.bytesTransferredOut";
 
 #[test]
 fn value_count_exports_fire_for_the_same_groups_and_windows_as_the_matcher() {
@@ -579,40 +580,164 @@ fn temporal_exports_fire_for_the_same_groups_and_windows_as_the_matcher() {
     );
 }
 
+/// `temporal_ordered` on both backends: the rules in list order at strictly
+/// increasing times (rules matched in the same second never chain), the
+/// latest-starting chain, one record filling one stage, a rule listed twice,
+/// and a partial condition (`gte: 2`).
+#[test]
+fn temporal_ordered_exports_match_the_matcher() {
+    let Some(python) = python() else {
+        return;
+    };
+    let corr = |title: &str, rules: &str, cond: &str| {
+        format!("title: {title}\nname: t_{}\nstatus: test\ncorrelation:\n  type: temporal_ordered\n  rules: [{rules}]\n  group-by: [userIdentity.accessKeyId]\n  timespan: 10m\n{cond}level: high\n", title.to_lowercase())
+    };
+    let d = Some("AccessDenied");
+    let mut lines = Vec::new();
+    let mut n = 0;
+    let mut add = |key: Option<&str>, name: &str, secs: u64, error: Option<&str>| {
+        n += 1;
+        lines.push(rec(key, name, secs, &format!("id-{n}"), Some("cli"), error));
+    };
+    // A: in order.
+    add(Some("KA"), "CreateUser", 0, None);
+    add(Some("KA"), "ListUsers", 100, d);
+    add(Some("KA"), "CreateAccessKey", 200, None);
+    // B: in reverse order.
+    add(Some("KB"), "CreateAccessKey", 0, None);
+    add(Some("KB"), "ListUsers", 100, d);
+    add(Some("KB"), "CreateUser", 200, None);
+    // C: the first two in the same second: not in order.
+    add(Some("KC"), "CreateUser", 0, None);
+    add(Some("KC"), "ListUsers", 0, d);
+    add(Some("KC"), "CreateAccessKey", 100, None);
+    // D: two starts: the later one is reported.
+    add(Some("KD"), "CreateUser", 0, None);
+    add(Some("KD"), "CreateUser", 200, None);
+    add(Some("KD"), "ListUsers", 300, d);
+    add(Some("KD"), "CreateAccessKey", 400, None);
+    // E: first and last exactly 600 s apart.
+    add(Some("KE"), "CreateUser", 0, None);
+    add(Some("KE"), "ListUsers", 300, d);
+    add(Some("KE"), "CreateAccessKey", 600, None);
+    // F: straddling 05:00:00.
+    add(Some("KF"), "CreateUser", 3590, None);
+    add(Some("KF"), "ListUsers", 3600, d);
+    add(Some("KF"), "CreateAccessKey", 3610, None);
+    // G: one record matching the first two rules fills one stage; a later
+    // denial completes the chain.
+    add(Some("KG"), "CreateUser", 0, d);
+    add(Some("KG"), "CreateAccessKey", 10, None);
+    add(Some("KG"), "ListUsers", 20, d);
+    add(Some("KG"), "CreateAccessKey", 30, None);
+    // H: the last two in the same second, then the last again.
+    add(Some("KH"), "CreateUser", 0, None);
+    add(Some("KH"), "ListUsers", 100, d);
+    add(Some("KH"), "CreateAccessKey", 100, None);
+    add(Some("KH"), "CreateAccessKey", 150, None);
+    // No access key.
+    add(None, "CreateUser", 0, None);
+    add(None, "ListUsers", 1, d);
+    add(None, "CreateAccessKey", 2, None);
+    shuffle(&mut lines);
+    let rules = [
+        ("denied.yml", DENIED),
+        ("create.yml", CREATE_USER),
+        ("key.yml", CREATE_KEY),
+    ];
+    let with = |name: &'static str, text: &'static str| {
+        let mut r = rules.to_vec();
+        r.push((name, text));
+        r
+    };
+    let chain = corr("Chain", "t_create, t_denied, t_key", "");
+    let chain: &'static str = Box::leak(chain.into_boxed_str());
+    let run = differential(&python, "ord", &with("o.yml", chain), "Chain", KEY, &lines);
+    assert!(
+        run.spl_query
+            .contains("streamstats current=f time_window=600s"),
+        "{}",
+        run.spl_query
+    );
+    expect(
+        &run,
+        &[
+            ("KA", "04:00:00", "04:03:20"),
+            ("KD", "04:03:20", "04:06:40"),
+            ("KF", "04:59:50", "05:00:10"),
+            ("KG", "04:00:00", "04:00:30"),
+            ("KH", "04:00:00", "04:02:30"),
+        ],
+    );
+    // The first two stages: KB never (its denial follows no creation), KC
+    // not at 0 (the same second).
+    let two = corr(
+        "Two",
+        "t_create, t_denied, t_key",
+        "  condition: {gte: 2}\n",
+    );
+    let two: &'static str = Box::leak(two.into_boxed_str());
+    let run = differential(&python, "ord2", &with("o.yml", two), "Two", KEY, &lines);
+    expect(
+        &run,
+        &[
+            ("KA", "04:00:00", "04:01:40"),
+            ("KD", "04:03:20", "04:05:00"),
+            ("KE", "04:00:00", "04:05:00"),
+            ("KF", "04:59:50", "05:00:00"),
+            ("KG", "04:00:00", "04:00:20"),
+            ("KH", "04:00:00", "04:01:40"),
+        ],
+    );
+    // Other conditions test the number of leading stages chained at each
+    // step: `eq: 2` first holds where `gte: 2` does; `lt: 1` holds at a
+    // step with no fresh chain: KB's first (a key), and KE's last (its
+    // creation exactly 600 s before has left the window).
+    let eq = corr("Eq", "t_create, t_denied, t_key", "  condition: {eq: 2}\n");
+    let eq: &'static str = Box::leak(eq.into_boxed_str());
+    let run = differential(&python, "ord-eq", &with("o.yml", eq), "Eq", KEY, &lines);
+    expect(
+        &run,
+        &[
+            ("KA", "04:00:00", "04:01:40"),
+            ("KD", "04:03:20", "04:05:00"),
+            ("KE", "04:00:00", "04:05:00"),
+            ("KF", "04:59:50", "05:00:00"),
+            ("KG", "04:00:00", "04:00:20"),
+            ("KH", "04:00:00", "04:01:40"),
+        ],
+    );
+    let none = corr(
+        "None",
+        "t_create, t_denied, t_key",
+        "  condition: {lt: 1}\n",
+    );
+    let none: &'static str = Box::leak(none.into_boxed_str());
+    let run = differential(&python, "ord-lt", &with("o.yml", none), "None", KEY, &lines);
+    expect(
+        &run,
+        &[
+            ("KB", "04:00:00", "04:00:00"),
+            ("KE", "04:10:00", "04:10:00"),
+        ],
+    );
+    // A rule listed twice: two denials, then a key; one record never fills
+    // both denial stages.
+    let twice = corr("Twice", "t_denied, t_denied, t_key", "");
+    let twice: &'static str = Box::leak(twice.into_boxed_str());
+    let run = differential(&python, "ord3", &with("o.yml", twice), "Twice", KEY, &lines);
+    expect(&run, &[("KG", "04:00:00", "04:00:30")]);
+}
+
 #[test]
 fn inexact_correlations_are_refused_on_both_backends() {
     let corr = |ty: &str, cond: &str| {
         format!("title: C\nname: c\nstatus: test\ncorrelation:\n  type: {ty}\n  rules: [t_denied, t_create]\n  group-by: [userIdentity.accessKeyId]\n  timespan: 10m\n{cond}level: high\n")
     };
     let chained = "title: Outer\nname: outer\nstatus: test\ncorrelation:\n  type: event_count\n  rules: [c]\n  group-by: [userIdentity.accessKeyId]\n  timespan: 1h\n  condition: {gte: 2}\nlevel: high\n";
+    let aliased = "title: C\nname: c\nstatus: test\ncorrelation:\n  type: value_sum\n  rules: [t_denied, t_create]\n  group-by: [actor]\n  aliases:\n    actor:\n      t_denied: userIdentity.accessKeyId\n      t_create: userIdentity.userName\n  timespan: 10m\n  condition: {gte: 3, field: additionalEventData.bytesTransferredOut}\nlevel: high\n".to_string();
     let cases = [
-        (
-            corr(
-                "value_sum",
-                "  condition: {gte: 3, field: requestParameters.size}\n",
-            ),
-            "C",
-            "FNV-1a",
-        ),
-        (
-            corr(
-                "value_avg",
-                "  condition: {gt: 3, field: requestParameters.size}\n",
-            ),
-            "C",
-            "FNV-1a",
-        ),
-        (corr("temporal_ordered", ""), "C", "at most one stage"),
-        (
-            corr("temporal", "  condition: {lt: 2}\n"),
-            "C",
-            "only `gt`/`gte`",
-        ),
-        (
-            corr("value_count", "  condition: {eq: 2, field: userAgent}\n"),
-            "C",
-            "only `gt`/`gte`",
-        ),
+        (aliased, "C", "several rules with group-by aliases"),
         (corr("temporal", ""), "Outer", "another correlation"),
     ];
     for (text, title, why) in &cases {
@@ -737,56 +862,159 @@ fn temporal_with_aliases_matches_the_matcher() {
     );
     assert!(run.spl_query.contains("actor="), "{}", run.spl_query);
     expect(&run, &[("u", "04:00:00", "04:00:30")]);
+    // temporal_ordered with the same aliases: creation then key fires for u;
+    // key then creation fires for nobody.
+    for (rules, want) in [
+        ("t_create, t_key", &[("u", "04:00:00", "04:00:30")][..]),
+        ("t_key, t_create", &[][..]),
+    ] {
+        let ordered = corr
+            .replace("type: temporal", "type: temporal_ordered")
+            .replace("rules: [t_create, t_key]", &format!("rules: [{rules}]"));
+        let run = differential(
+            &python,
+            "alias-ord",
+            &[
+                ("create.yml", CREATE_USER),
+                ("key.yml", CREATE_KEY),
+                ("alias.yml", &ordered),
+            ],
+            "Aliased",
+            "actor",
+            &lines,
+        );
+        expect(&run, want);
+    }
 }
 
-/// Why `value_sum` / `value_avg` are refused: in the matcher, two records in
-/// the same second are ordered by an FNV-1a hash of their eventID, and the
-/// window ending at the first of them is a window of its own. Swapping which
-/// eventID carries which value changes whether the group fires; no export
-/// can follow that order (Splunk has no FNV-1a, a RANGE window sees both at
-/// once).
-#[test]
-fn value_sum_in_the_matcher_depends_on_the_order_of_tied_events() {
-    let corr = "title: Volume\nname: t_sum\nstatus: test\ncorrelation:\n  type: value_sum\n  rules: [t_denied]\n  group-by: [userIdentity.accessKeyId]\n  timespan: 10m\n  condition: {gte: 10, field: requestParameters.size}\nlevel: high\n";
-    let dir = std::env::temp_dir().join(format!("sigil-corr-tie-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    std::fs::write(dir.join("denied.yml"), DENIED).expect("rule");
-    std::fs::write(dir.join("sum.yml"), corr).expect("rule");
-    let sized = |id: &str, size: i64| {
-        let mut v: serde_json::Value = serde_json::from_str(&rec(
-            Some("K"),
-            "ListUsers",
-            0,
-            id,
-            None,
-            Some("AccessDenied"),
-        ))
-        .expect("record");
-        v["requestParameters"] = serde_json::json!({ "size": size });
-        v.to_string()
-    };
-    let mut fired = Vec::new();
-    for (first, second) in [(10, -10), (-10, 10)] {
-        let events = dir.join("events.jsonl");
-        std::fs::write(
-            &events,
-            format!("{}\n{}\n", sized("id-a", first), sized("id-b", second)),
-        )
-        .expect("events");
-        let scan = Command::new(env!("CARGO_BIN_EXE_sigil"))
-            .args(["scan", "--format", "count", "--rules"])
-            .arg(&dir)
-            .arg(&events)
-            .output()
-            .expect("sigil scan");
-        fired.push(String::from_utf8_lossy(&scan.stdout).contains("Volume"));
+/// A record of the base rule `t_denied` with `additionalEventData.
+/// bytesTransferredOut` set to `value` (a JSON number or string; None: no
+/// such field).
+fn sized(key: Option<&str>, secs: u64, id: &str, value: Option<serde_json::Value>) -> String {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&rec(key, "GetObject", secs, id, None, Some("AccessDenied")))
+            .expect("record");
+    if let Some(x) = value {
+        v["additionalEventData"] = serde_json::json!({ "bytesTransferredOut": x });
     }
-    let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(
-        fired.iter().filter(|f| **f).count(),
-        1,
-        "exactly one assignment fires: {fired:?}"
+    v.to_string()
+}
+
+/// `value_sum` and `value_avg` on both backends: negative values, values
+/// with the same eventTime (a step: +100 and -100 in one second never make
+/// a window of +100 alone, whichever eventID hashes first), numbers written
+/// as JSON strings with spaces, non-numeric and out-of-range values (they
+/// add nothing), records without the field, without the group.
+#[test]
+fn value_sum_and_value_avg_exports_match_the_matcher() {
+    let Some(python) = python() else {
+        return;
+    };
+    let corr = |title: &str, ty: &str, cond: &str| {
+        format!("title: {title}\nname: t_{ty}\nstatus: test\ncorrelation:\n  type: {ty}\n  rules: [t_denied]\n  group-by: [userIdentity.accessKeyId]\n  timespan: 10m\n  condition: {{{cond}, field: additionalEventData.bytesTransferredOut}}\nlevel: high\n")
+    };
+    let j = |x: i64| serde_json::Value::from(x);
+    let s = |x: &str| serde_json::Value::from(x);
+    let mut lines = Vec::new();
+    let mut n = 0;
+    let mut add = |key: Option<&str>, secs: u64, value: Option<serde_json::Value>| {
+        n += 1;
+        lines.push(sized(key, secs, &format!("id-{n}"), value));
+    };
+    // A: 40, 30, 50 within two minutes.
+    add(Some("KA"), 0, Some(j(40)));
+    add(Some("KA"), 60, Some(j(30)));
+    add(Some("KA"), 120, Some(j(50)));
+    // B: 60 and 60 exactly 600 s apart, then -10.
+    add(Some("KB"), 0, Some(j(60)));
+    add(Some("KB"), 600, Some(j(60)));
+    add(Some("KB"), 610, Some(j(-10)));
+    // C: +100 and -100 in one second, then 50.
+    add(Some("KC"), 7200, Some(j(100)));
+    add(Some("KC"), 7200, Some(j(-100)));
+    add(Some("KC"), 7210, Some(j(50)));
+    // D: 60 and 60 in one second.
+    add(Some("KD"), 10800, Some(j(60)));
+    add(Some("KD"), 10800, Some(j(60)));
+    // E: non-numeric, a string with spaces, no field, out of range, then 40
+    // and -5 in one second.
+    add(Some("KE"), 0, Some(s("abc")));
+    add(Some("KE"), 10, Some(s(" 70 ")));
+    add(Some("KE"), 20, None);
+    add(Some("KE"), 30, Some(s("1e400")));
+    add(Some("KE"), 40, Some(j(40)));
+    add(Some("KE"), 40, Some(s("-5")));
+    // F: straddling 05:00:00.
+    add(Some("KF"), 3590, Some(j(50)));
+    add(Some("KF"), 3610, Some(j(50)));
+    // No access key.
+    add(None, 0, Some(j(500)));
+    shuffle(&mut lines);
+    let sum = corr("Volume", "value_sum", "gte: 100");
+    let run = differential(
+        &python,
+        "sum",
+        &[("denied.yml", DENIED), ("sum.yml", &sum)],
+        "Volume",
+        KEY,
+        &lines,
     );
+    expect(
+        &run,
+        &[
+            ("KA", "04:00:00", "04:02:00"),
+            ("KD", "07:00:00", "07:00:00"),
+            ("KE", "04:00:00", "04:00:40"),
+            ("KF", "04:59:50", "05:00:10"),
+        ],
+    );
+    let avg = corr("Average", "value_avg", "gte: 60");
+    let run = differential(
+        &python,
+        "avg",
+        &[("denied.yml", DENIED), ("avg.yml", &avg)],
+        "Average",
+        KEY,
+        &lines,
+    );
+    expect(
+        &run,
+        &[
+            ("KB", "04:00:00", "04:00:00"),
+            ("KD", "07:00:00", "07:00:00"),
+            ("KE", "04:00:00", "04:00:10"),
+        ],
+    );
+    // Conditions other than gt/gte: a sum below 50 (an empty sum is 0: KE's
+    // first step, with no number, fires), an average equal to 50 (KC's
+    // tied step averages 0, then 50 / 3; KB's last window 50 / 2).
+    let low = corr("Low", "value_sum", "lt: 50");
+    let run = differential(
+        &python,
+        "low",
+        &[("denied.yml", DENIED), ("low.yml", &low)],
+        "Low",
+        KEY,
+        &lines,
+    );
+    expect(
+        &run,
+        &[
+            ("KA", "04:00:00", "04:00:00"),
+            ("KC", "06:00:00", "06:00:00"),
+            ("KE", "04:00:00", "04:00:00"),
+        ],
+    );
+    let eq = corr("Fifty", "value_avg", "eq: 50");
+    let run = differential(
+        &python,
+        "fifty",
+        &[("denied.yml", DENIED), ("eq.yml", &eq)],
+        "Fifty",
+        KEY,
+        &lines,
+    );
+    expect(&run, &[("KF", "04:59:50", "04:59:50")]);
 }
 
 /// A group-by path that may hold an array in some records: the matcher takes
@@ -810,9 +1038,9 @@ fn group_by_paths_that_may_be_arrays_are_refused() {
 }
 
 /// `event_count` with an `eq` condition: the matcher applies it to the window
-/// ending at every event, tied events one at a time, so a group with three
-/// events in one second fires (its window of two); both exports count the
-/// same way.
+/// ending with every step (all events of one time at once), so a group with
+/// three events in one second does not fire (its window holds three, never
+/// two); both exports count the same way.
 #[test]
 fn event_count_eq_matches_the_matcher_on_both_backends() {
     let Some(python) = python() else {
@@ -837,10 +1065,18 @@ fn event_count_eq_matches_the_matcher_on_both_backends() {
     // B: two events a minute apart.
     add("KB", 0);
     add("KB", 60);
-    // C: three in one second: the window of the second one holds two.
+    // C: three in one second: the step's window holds three, not two.
     for _ in 0..3 {
         add("KC", 600);
     }
+    // F: one, then two in one second: the second step's window holds three.
+    add("KF", 1200);
+    add("KF", 1210);
+    add("KF", 1210);
+    // G: two in one second, then a third a minute later: two, then three.
+    add("KG", 1800);
+    add("KG", 1800);
+    add("KG", 1860);
     // D: two events exactly 600 s apart: windows of one.
     add("KD", 0);
     add("KD", 600);
@@ -860,16 +1096,17 @@ fn event_count_eq_matches_the_matcher_on_both_backends() {
         &run,
         &[
             ("KB", "04:00:00", "04:01:00"),
-            ("KC", "04:10:00", "04:10:00"),
             ("KE", "04:59:50", "05:00:10"),
+            ("KG", "04:30:00", "04:30:00"),
         ],
     );
 }
 
 /// Random records on a coarse time grid (ties and windows exactly one
 /// timespan wide are common), three access keys and records without one,
-/// values sometimes missing: every exported type agrees with the matcher on
-/// the firing groups and each group's first window.
+/// values sometimes missing, negative, strings or non-numeric: every
+/// exported type, with `gt`/`gte` and other conditions, agrees with the
+/// matcher on the firing groups and each group's first window.
 #[test]
 fn random_records_fire_the_same_groups_and_windows_on_all_three() {
     let Some(python) = python() else {
@@ -914,6 +1151,62 @@ fn random_records_fire_the_same_groups_and_windows_on_all_three() {
                 head("Rall", "temporal", "t_create, t_denied, t_key")
             ),
         ),
+        (
+            "Rtlt",
+            format!(
+                "{}  condition: {{lt: 2}}\nlevel: high\n",
+                head("Rtlt", "temporal", "t_create, t_denied")
+            ),
+        ),
+        (
+            "Rvceq",
+            format!(
+                "{}  condition: {{eq: 2, field: userAgent}}\nlevel: high\n",
+                head("Rvceq", "value_count", "t_denied")
+            ),
+        ),
+        (
+            "Rsum",
+            format!(
+                "{}  condition: {{gte: 40, field: {BYTES}}}\nlevel: high\n",
+                head("Rsum", "value_sum", "t_denied")
+            ),
+        ),
+        (
+            "Rsum2",
+            format!(
+                "{}  condition: {{neq: 0, field: {BYTES}}}\nlevel: high\n",
+                head("Rsum2", "value_sum", "t_create, t_denied")
+            ),
+        ),
+        (
+            "Rord",
+            format!(
+                "{}level: high\n",
+                head("Rord", "temporal_ordered", "t_create, t_denied, t_key")
+            ),
+        ),
+        (
+            "Rord2",
+            format!(
+                "{}  condition: {{gt: 1}}\nlevel: high\n",
+                head("Rord2", "temporal_ordered", "t_key, t_create, t_key")
+            ),
+        ),
+        (
+            "Rord3",
+            format!(
+                "{}  condition: {{neq: 1}}\nlevel: high\n",
+                head("Rord3", "temporal_ordered", "t_denied, t_key")
+            ),
+        ),
+        (
+            "Ravg",
+            format!(
+                "{}  condition: {{gt: -10, lte: 10, field: {BYTES}}}\nlevel: high\n",
+                head("Ravg", "value_avg", "t_denied")
+            ),
+        ),
     ];
     let mut x: u64 = 0x5EED_C0DE_1234_5678;
     let mut next = |n: u64| {
@@ -923,6 +1216,7 @@ fn random_records_fire_the_same_groups_and_windows_on_all_three() {
         x % n
     };
     let (mut compared, mut fired) = (0, 0);
+    let mut per_title: BTreeMap<&str, usize> = BTreeMap::new();
     for round in 0..6 {
         let mut lines = Vec::new();
         for i in 0..(20 + next(25)) {
@@ -930,14 +1224,28 @@ fn random_records_fire_the_same_groups_and_windows_on_all_three() {
             let name = ["CreateUser", "CreateAccessKey", "ListUsers"][next(3) as usize];
             let agent = ["a", "b", "c", ""][next(4) as usize];
             let error = next(2) == 0;
-            lines.push(rec(
+            let mut v: serde_json::Value = serde_json::from_str(&rec(
                 (!key.is_empty()).then_some(key),
                 name,
                 30 * next(40),
                 &format!("r{round}-{i}"),
                 (!agent.is_empty()).then_some(agent),
                 error.then_some("AccessDenied"),
-            ));
+            ))
+            .expect("record");
+            // The summed value: a number from -40 to 50, the same as a
+            // string, non-numeric, or missing.
+            let x = next(10) as i64 * 10 - 40;
+            let bytes = match next(5) {
+                0 => None,
+                1 => Some(serde_json::json!(format!(" {x}"))),
+                2 => Some(serde_json::json!("n/a")),
+                _ => Some(serde_json::json!(x)),
+            };
+            if let Some(b) = bytes {
+                v["additionalEventData"] = serde_json::json!({ "bytesTransferredOut": b });
+            }
+            lines.push(v.to_string());
         }
         for (title, text) in &corrs {
             let run = differential(
@@ -965,9 +1273,16 @@ fn random_records_fire_the_same_groups_and_windows_on_all_three() {
             );
             compared += 1;
             fired += run.matcher.len();
+            *per_title.entry(*title).or_insert(0) += run.matcher.len();
         }
     }
-    assert_eq!(compared, 30);
-    assert!(fired >= 30, "the random cases must fire, got {fired}");
-    eprintln!("random correlation exports: {compared} comparisons, {fired} firing groups agree");
+    assert_eq!(compared, 78);
+    assert!(fired >= 78, "the random cases must fire, got {fired}");
+    assert!(
+        per_title.values().all(|&n| n > 0),
+        "every correlation must fire somewhere: {per_title:?}"
+    );
+    eprintln!(
+        "random correlation exports: {compared} comparisons, {fired} firing groups agree: {per_title:?}"
+    );
 }

@@ -17,17 +17,22 @@
 //!   tiebreak, input, record, value) — in memory, or into runs merged in
 //!   the same order; nothing afterwards looks at the order the caller
 //!   supplied, so the alerts do not depend on file order, thread count, how
-//!   the input was split, or whether events were spilled. `tiebreak` is a content hash, so ties
-//!   in event time are broken the same way whatever the delivery order.
+//!   the input was split, or whether events were spilled. `tiebreak` is a
+//!   content hash: it only fixes the order of the records listed in an
+//!   alert; windows and conditions never depend on it (see Steps).
 //! - Groups: each distinct group-by tuple is evaluated independently.
 //!   (Events missing a group-by field are dropped by the caller.)
 //! - Sliding windows over event time, exclusive edge: a window of timespan T
 //!   holds events strictly less than T apart; two events exactly T apart are
 //!   never in one window. Windows are not aligned to clock boundaries, so a
 //!   burst straddling a minute/hour boundary is found.
-//! - Scan: per group, events are visited in sorted order; the window ends at
-//!   the current event and starts at the earliest event less than T before
-//!   it (two pointers).
+//! - Steps: per group, the events with the same event time form one step.
+//!   Steps are visited in time order; the window ends with the current step
+//!   (all its events) and starts at the earliest event less than T before
+//!   it (two pointers). The condition is checked once per step, after all
+//!   of its events, never among them: the order of events with the same
+//!   time (their content hash) changes no alert, for any type. This is
+//!   SQL's `RANGE ... CURRENT ROW` frame, which includes the row's peers.
 //! - One record counts once: for event_count and value_*, if the same
 //!   record (same `RecordRef`, time_ms and tiebreak) arrives as several
 //!   events of one group (it matched several referenced rules), only the
@@ -51,18 +56,19 @@
 //!   temporal and temporal_ordered an empty `ops` means `gte inputs`, i.e. all
 //!   referenced rules (equal to `eq inputs` since the value cannot exceed the
 //!   number of rules); for the other types an empty `ops` is an error.
-//! - Alerts and re-arm: when the condition holds for the window ending at the
-//!   current event, ONE alert is emitted (group, start = time of the first
-//!   event in the window, end = current event time, value, records = the
+//! - Alerts and re-arm: when the condition holds for the window ending with
+//!   the current step, ONE alert is emitted (group, start = time of the first
+//!   event in the window, end = the step's time, value, records = the
 //!   window's records, each once). The group then re-arms: the next alert may
-//!   only use events strictly after the alerting event (the window start is
-//!   reset past it). A burst therefore gives one alert, and a second burst
+//!   only use events of later steps (the window start is reset past the
+//!   alerting step). A burst therefore gives one alert, and a second burst
 //!   after it gives a second alert. The rule is applied literally for
-//!   lt/lte/eq/neq too: e.g. `event_count lt 5` fires on the first event
-//!   (window of 1), then again on the next event, and so on.
-//! - temporal_ordered: input 0 must occur, then input 1, ..., each strictly
-//!   later by (time_ms, tiebreak) than the previous one (events tied on both
-//!   cannot be ordered and never chain), first to last less than T apart.
+//!   lt/lte/eq/neq too: e.g. `event_count lt 5` fires on the first step
+//!   (window of its events), then again on the next step, and so on.
+//! - temporal_ordered: input 0 must occur, then input 1, ..., each at a
+//!   strictly later time than the previous one (events with the same time
+//!   are not ordered with respect to each other, whatever their hash, and
+//!   never chain), first to last less than T apart.
 //!   Each event is used at most once: within one chain, a record fills at
 //!   most one stage (when a rule is listed twice the caller passes one event
 //!   per listed position; stages are filled from the previous state, last to
@@ -71,9 +77,9 @@
 //!   the one with the latest start is kept (greedy, optimal for the window).
 //!   Alert: start = first chain event, end = current event time, records =
 //!   the chain's records (value 0, possible only with lt/lte/eq/neq: start =
-//!   end = current time, records = the current step's records). Events tied
-//!   on (time_ms, tiebreak) are processed as one step and the re-arm happens
-//!   after that step. Events whose input is not below `inputs` are ignored.
+//!   end = current time, records = the current step's records). Events with
+//!   the same time are processed as one step and the re-arm happens after
+//!   that step. Events whose input is not below `inputs` are ignored.
 //! - Output: alerts sorted by (end_ms, group, start_ms), then value and
 //!   records for a total order.
 //! - timespan_ms must be positive, else Err(Unsupported).
@@ -946,6 +952,7 @@ impl<K: std::hash::Hash + Eq + Clone> GroupEval<K> {
                 agg: Window::new(p.kind),
                 block: None,
                 block_records: HashSet::new(),
+                step: None,
             }))
         }
     }
@@ -955,10 +962,7 @@ impl<K: std::hash::Hash + Eq + Clone> GroupEval<K> {
         match self {
             GroupEval::Windowed(w) => w.push(p, group, item, out),
             GroupEval::Ordered(o) => {
-                if o.step
-                    .first()
-                    .is_some_and(|s| (s.time_ms, s.tiebreak) != (item.time_ms, item.tiebreak))
-                {
+                if o.step.first().is_some_and(|s| s.time_ms != item.time_ms) {
                     o.step_done(p, group, out);
                 }
                 o.step.push(Link {
@@ -975,6 +979,9 @@ impl<K: std::hash::Hash + Eq + Clone> GroupEval<K> {
     fn end(&mut self, p: &Params<'_>, group: &[u8], out: &mut Vec<Alert>) {
         match self {
             GroupEval::Windowed(w) => {
+                if let Some(now) = w.step.take() {
+                    w.step_done(p, group, now, out);
+                }
                 w.window.clear();
                 w.agg.clear();
                 w.block = None;
@@ -999,10 +1006,30 @@ struct Windowed<K> {
     /// repeats are always in the same block.
     block: Option<(i64, u64)>,
     block_records: HashSet<RecordRef>,
+    /// The time of the current step (the items with the same time), whose
+    /// window has not been evaluated yet.
+    step: Option<i64>,
 }
 
 impl<K: std::hash::Hash + Eq + Clone> Windowed<K> {
+    /// Adds an item; when it starts a new time step, the previous step is
+    /// evaluated first (the condition is checked after a whole step, never
+    /// among events with the same time).
     fn push(&mut self, p: &Params<'_>, group: &[u8], item: Item<K>, out: &mut Vec<Alert>) {
+        let now = item.time_ms;
+        if self.step != Some(now) {
+            if let Some(prev) = self.step {
+                self.step_done(p, group, prev, out);
+            }
+            self.step = Some(now);
+            while let Some(first) = self.window.front() {
+                if !too_far(first.time_ms, now, p.span) {
+                    break;
+                }
+                self.agg.pop(first);
+                self.window.pop_front();
+            }
+        }
         if p.kind != CorrelationType::Temporal {
             let block = (item.time_ms, item.tiebreak);
             if self.block != Some(block) {
@@ -1017,16 +1044,13 @@ impl<K: std::hash::Hash + Eq + Clone> Windowed<K> {
                 return;
             }
         }
-        let now = item.time_ms;
         self.agg.push(&item);
         self.window.push_back(item);
-        while let Some(first) = self.window.front() {
-            if !too_far(first.time_ms, now, p.span) {
-                break;
-            }
-            self.agg.pop(first);
-            self.window.pop_front();
-        }
+    }
+
+    /// The step at `now` is complete: applies the condition to the window
+    /// ending with it.
+    fn step_done(&mut self, p: &Params<'_>, group: &[u8], now: i64, out: &mut Vec<Alert>) {
         let Some(value) = self.agg.value() else {
             return;
         };
@@ -1038,7 +1062,7 @@ impl<K: std::hash::Hash + Eq + Clone> Windowed<K> {
                 value,
                 records: unique_records(self.window.iter().map(|e| e.pos)),
             });
-            // Re-arm: only events strictly after the alerting one.
+            // Re-arm: only events after the alerting step.
             self.window.clear();
             self.agg.clear();
         }
@@ -1073,7 +1097,7 @@ struct Ordered {
     /// best[s]: among chains filling stages 0..=s from earlier steps, the
     /// one with the latest start (the best for any later completion).
     best: Vec<Option<Chain>>,
-    /// The events of the current step (tied on time and tiebreak).
+    /// The events of the current step (the same event time).
     step: Vec<Link>,
 }
 
@@ -1084,8 +1108,8 @@ impl Ordered {
         let Some(first) = step.first() else {
             return;
         };
-        let now = (first.time_ms, first.tiebreak);
-        let fresh = |c: &Chain| !too_far(c.items[0].time_ms, now.0, span);
+        let now = first.time_ms;
+        let fresh = |c: &Chain| !too_far(c.items[0].time_ms, now, span);
 
         // One occurrence per record in this step, with the stages it can fill.
         let mut occurrences: Vec<(RecordRef, usize, Vec<usize>)> = Vec::new();
@@ -1147,12 +1171,12 @@ impl Ordered {
                     chain.items[0].time_ms,
                     unique_records(chain.items.iter().map(|l| l.pos)),
                 ),
-                None => (now.0, unique_records(step.iter().map(|l| l.pos))),
+                None => (now, unique_records(step.iter().map(|l| l.pos))),
             };
             out.push(Alert {
                 group: decode_group(group),
                 start_ms,
-                end_ms: now.0,
+                end_ms: now,
                 value: done as f64,
                 records,
             });
@@ -1641,10 +1665,63 @@ mod tests {
         assert_eq!(alerts[0].value, 2.0);
         // Too far apart: no alert.
         assert!(burst(&s, vec![login(1, 0, 0), login(2, 300, 1)]).is_empty());
-        // Same time and tiebreak cannot be ordered.
+        // Same time cannot be ordered, whatever the tiebreaks.
         let mut tied = login(2, 0, 1);
         tied.tiebreak = login(1, 0, 0).tiebreak;
         assert!(burst(&s, vec![login(1, 0, 0), tied]).is_empty());
+        for (a, b) in [(1, u64::MAX), (u64::MAX, 1)] {
+            let (mut first, mut second) = (login(1, 0, 0), login(2, 0, 1));
+            (first.tiebreak, second.tiebreak) = (a, b);
+            assert!(burst(&s, vec![first, second]).is_empty(), "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn temporal_ordered_ties_are_one_step() {
+        // rules: [a, b, c]; b and c at the same second cannot both follow a
+        // in order; a later c completes the chain with the latest a.
+        let s = spec(CorrelationType::TemporalOrdered, 5 * MIN, &[], 3);
+        let tied = vec![login(1, 0, 0), login(2, 10, 1), login(3, 10, 2)];
+        assert!(burst(&s, tied.clone()).is_empty());
+        let mut more = tied;
+        more.extend([login(4, 10, 0), login(5, 20, 2)]);
+        let alerts = burst(&s, more);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].records, vec![rec(1), rec(2), rec(5)]);
+        assert_eq!(alerts[0].start_ms, HOUR_MARK);
+    }
+
+    #[test]
+    fn events_with_the_same_time_are_one_step_for_every_type() {
+        // Two records in the same millisecond: +10 and -10. Whichever
+        // record hashes first, the window holds both or neither.
+        let v = |n, x: &str| ev(n, HOUR_MARK, "a", 0, Some(x));
+        let sum = spec(CorrelationType::ValueSum, MIN, &[(CmpOp::Gte, 10.0)], 1);
+        let avg = spec(CorrelationType::ValueAvg, MIN, &[(CmpOp::Gte, 10.0)], 1);
+        for tiebreaks in [(1, 2), (2, 1)] {
+            let (mut a, mut b) = (v(1, "10"), v(2, "-10"));
+            (a.tiebreak, b.tiebreak) = tiebreaks;
+            assert!(burst(&sum, vec![a.clone(), b.clone()]).is_empty());
+            assert!(burst(&avg, vec![a.clone(), b.clone()]).is_empty());
+            // A third record a second later: sum 10, one alert over all.
+            let c = ev(3, HOUR_MARK + 1_000, "a", 0, Some("10"));
+            let alerts = burst(&sum, vec![a, b, c]);
+            assert_eq!(alerts.len(), 1);
+            assert_eq!(alerts[0].records.len(), 3);
+            assert_eq!((alerts[0].start_ms, alerts[0].value), (HOUR_MARK, 10.0));
+        }
+        // event_count eq 2 over three tied records: the step holds three.
+        let eq = spec(CorrelationType::EventCount, MIN, &[(CmpOp::Eq, 2.0)], 1);
+        let three: Vec<Event> = (1..=3).map(|n| ev(n, HOUR_MARK, "a", 0, None)).collect();
+        assert!(burst(&eq, three.clone()).is_empty());
+        // value_count lt 2: the step holds two values.
+        let vc = spec(CorrelationType::ValueCount, MIN, &[(CmpOp::Lt, 2.0)], 1);
+        assert!(burst(&vc, vec![v(1, "x"), v(2, "y")]).is_empty());
+        // lt fires once per step, with all of the step's records.
+        let lt = spec(CorrelationType::EventCount, MIN, &[(CmpOp::Lt, 5.0)], 1);
+        let alerts = burst(&lt, three);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].value, 3.0);
     }
 
     #[test]
@@ -1881,6 +1958,13 @@ mod tests {
                 .collect();
             let mut armed_from = 0;
             for j in 0..group.len() {
+                // The window is evaluated once per step: at its last event.
+                if group
+                    .get(j + 1)
+                    .is_some_and(|n| n.time_ms == group[j].time_ms)
+                {
+                    continue;
+                }
                 let w: Vec<&Event> = group[armed_from..=j]
                     .iter()
                     .copied()
@@ -1940,7 +2024,7 @@ mod tests {
         sorted.sort_by(cmp_events);
         let mut out = Vec::new();
         for group in sorted.chunk_by(|a, b| a.group == b.group) {
-            let key = |e: &Event| (e.time_ms, e.tiebreak);
+            let key = |e: &Event| e.time_ms;
             let mut armed_from = 0;
             let mut i = 0;
             while i < group.len() {
@@ -1950,7 +2034,7 @@ mod tests {
                 }
                 let w: Vec<&Event> = group[armed_from..i]
                     .iter()
-                    .filter(|e| now.0 - e.time_ms < s.timespan_ms && e.input < s.inputs)
+                    .filter(|e| now - e.time_ms < s.timespan_ms && e.input < s.inputs)
                     .collect();
                 // start[x][st]: latest start time of a chain whose stage st is w[x].
                 let mut start: Vec<Vec<Option<i64>>> = vec![vec![None; s.inputs]; w.len()];
@@ -1968,8 +2052,8 @@ mod tests {
                 let best = |st: usize| (0..w.len()).filter_map(|x| start[x][st]).max();
                 let done = (0..s.inputs).take_while(|&st| best(st).is_some()).count();
                 if ops.iter().all(|&(op, b)| op.holds(done as f64, b)) {
-                    let start_ms = done.checked_sub(1).and_then(best).unwrap_or(now.0);
-                    out.push((group[i - 1].group.clone(), start_ms, now.0, done as f64));
+                    let start_ms = done.checked_sub(1).and_then(best).unwrap_or(now);
+                    out.push((group[i - 1].group.clone(), start_ms, now, done as f64));
                     armed_from = i;
                 }
             }

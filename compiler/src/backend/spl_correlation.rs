@@ -2,22 +2,17 @@
 //! a correlation export can say exactly (docs/backends.md, "Correlations").
 //!
 //! The matcher (`runtime/src/correlate.rs`) evaluates, per group, the window
-//! that ends at every event, events sorted by (eventTime, FNV-1a hash of
-//! eventID); a window holds events less than the timespan apart. A group
-//! fires iff some window meets the condition (the first alert is never
-//! affected by re-arming), so an export is exact on the set of firing groups
-//! and on the first alert's window when:
+//! that ends with every *step* (all events with the same eventTime); a
+//! window holds events less than the timespan apart. A group fires iff some
+//! step's window meets the condition (the first alert is never affected by
+//! re-arming), so an export is exact on the set of firing groups and on the
+//! first alert's window when it computes the value of every step's window:
+//! SQL's RANGE frame (peers included), or SPL's `stats … by <group> _time`
+//! (one row per step) followed by `streamstats time_window` over the steps.
+//! The order of events with the same eventTime matters for no type.
 //!
-//! - the value cannot decrease as a window grows by an event (count, distinct
-//!   count, distinct rules) and the condition is `gt`/`gte`: then the order
-//!   of events with the same eventTime does not matter, and a window holding
-//!   all of them (SPL's last tied event, SQL's RANGE frame) is one of the
-//!   matcher's windows with the largest value;
-//! - or the value at each position is the same in any order of tied events:
-//!   `event_count` (any condition), where the k-th of n tied events counts
-//!   the earlier events plus k.
-//!
-//! Everything else is refused with the reason ([`kind_refusal`]).
+//! What is refused, with the reason: [`kind_refusal`], [`input_rules`],
+//! [`merged_rules`].
 
 use crate::backend::{Backend, Out, Unsupported};
 use crate::ir::{CorrelationInput, CorrelationIr, Expr, RuleIr};
@@ -45,8 +40,9 @@ pub(crate) fn input_rules<'r>(
         .collect()
 }
 
-/// `event_count` over several rules: one rule matching what any of them
-/// matches, so a record that matches several counts once, as in the matcher.
+/// `event_count`, `value_sum`, `value_avg` over several rules: one rule
+/// matching what any of them matches, so a record that matches several
+/// counts once, as in the matcher.
 /// Only when every rule takes the group-by values from the same fields (no
 /// aliases): otherwise one record may count in two groups.
 pub(crate) fn merged_rules(c: &CorrelationIr, inputs: &[&RuleIr]) -> Result<RuleIr, Unsupported> {
@@ -57,61 +53,27 @@ pub(crate) fn merged_rules(c: &CorrelationIr, inputs: &[&RuleIr]) -> Result<Rule
         .iter()
         .any(|fields| fields.iter().any(|f| f != &fields[0]))
     {
-        return Err(Unsupported::construct(
-            "`event_count` over several rules with group-by aliases is not exported: a record \
-             that matches several of the rules counts once per group it joins",
-        ));
+        return Err(Unsupported::construct(format!(
+            "`{}` over several rules with group-by aliases is not exported: a record that \
+             matches several of the rules counts once per group it joins",
+            c.kind.as_str()
+        )));
     }
     let mut merged = inputs[0].clone();
     merged.expr = Expr::Or(inputs.iter().map(|r| r.expr.clone()).collect());
     Ok(merged)
 }
 
-/// The refusal for correlation types and conditions no backend exports
-/// exactly; `Ok` for the ones left to the backend.
+/// The refusal for correlation types no backend exports exactly; `Ok` for
+/// the ones left to the backend.
 pub(crate) fn kind_refusal(c: &CorrelationIr) -> Result<(), Unsupported> {
-    let tie = "the matcher evaluates the window ending at every event and orders events with \
-               the same eventTime by an FNV-1a hash of their eventID";
     match c.kind {
-        CorrelationType::ValueSum | CorrelationType::ValueAvg => {
-            Err(Unsupported::construct(format!(
-                "`{}` correlations are not exported: {tie}, so a sum (with negative values) or an \
-             average over a window that ends among tied events depends on that order; Splunk \
-             (no FNV-1a, its own order for ties) and a SQL RANGE window (all tied events at \
-             once) would fire for other groups",
-                c.kind.as_str()
-            )))
-        }
-        CorrelationType::TemporalOrdered => Err(Unsupported::construct(format!(
-            "`temporal_ordered` correlations are not exported: {tie}, chains the rules in list \
-             order strictly increasing in that order, uses each event for at most one stage \
-             and re-arms the group after each alert; the order of tied events cannot be \
-             reproduced and the chain is a sequential scan neither streamstats nor SQL window \
-             functions express exactly"
-        ))),
         CorrelationType::ValuePercentile => Err(Unsupported::construct(
             "`value_percentile` is undefined in the Sigma specification and not run by sigil",
         )),
-        CorrelationType::ValueCount | CorrelationType::Temporal => {
-            if c.ops.is_empty() && c.kind == CorrelationType::ValueCount {
-                return Err(Unsupported::construct("a correlation without a condition"));
-            }
-            if let Some((op, _)) = c
-                .ops
-                .iter()
-                .find(|(op, _)| !matches!(op, CmpOp::Gt | CmpOp::Gte))
-            {
-                return Err(Unsupported::construct(format!(
-                    "`{}` with a `{}` condition is not exported: only `gt`/`gte` conditions are \
-                     exact, since {tie} and a window ending among tied events then holds a \
-                     value that depends on that order",
-                    c.kind.as_str(),
-                    op.as_str()
-                )));
-            }
-            Ok(())
-        }
-        CorrelationType::EventCount => Ok(()),
+        CorrelationType::Temporal | CorrelationType::TemporalOrdered => Ok(()),
+        _ if c.ops.is_empty() => Err(Unsupported::construct("a correlation without a condition")),
+        _ => Ok(()),
     }
 }
 
@@ -127,13 +89,63 @@ fn conditions(c: &CorrelationIr, name: &str) -> Result<Vec<String>, Unsupported>
         conds.push(format!("{name}{o}{v}"));
     }
     if conds.is_empty() {
-        if c.kind == CorrelationType::Temporal {
+        if matches!(
+            c.kind,
+            CorrelationType::Temporal | CorrelationType::TemporalOrdered
+        ) {
             conds.push(format!("{name}>={}", c.inputs.len()));
         } else {
             return Err(Unsupported::construct("a correlation without a condition"));
         }
     }
     Ok(conds)
+}
+
+/// `temporal_ordered` in SPL: one row per step with a flag per stage whose
+/// rule matched in it, then per stage s the latest start of a chain ending
+/// at each step: stage 0 starts at the step itself; stage s takes the
+/// largest stage s − 1 start among the earlier steps of the window
+/// (`streamstats current=f`: the current step is excluded, so the stages
+/// need strictly increasing times) and keeps it while it is less than the
+/// timespan before the step. The matcher's value at a step is the number
+/// of leading stages whose latest chain starts less than the timespan
+/// before it: the latest start per stage over the window (`streamstats`,
+/// current step included), counted while inside it; the alert's start is
+/// that of the last counted stage (none: the step's own time).
+fn ordered(c: &CorrelationIr, source: &str, by_step: &str, by_group: &str) -> Out {
+    let n = c.inputs.len();
+    let span = c.timespan_secs;
+    let flags: Vec<String> = (0..n)
+        .map(|s| format!("max(sigil_r{s}) as sigil_r{s}"))
+        .collect();
+    let mut q = format!(
+        "{source} | stats {} by {by_step} | sort 0 _time | eval sigil_c0=if(sigil_r0==1, _time, null())",
+        flags.join(" ")
+    );
+    for s in 1..n {
+        q.push_str(&format!(
+            " | streamstats current=f time_window={span}s max(sigil_c{p}) as sigil_p{s}{by_group} | eval sigil_c{s}=if(sigil_r{s}==1 AND sigil_p{s}>_time-{span}, sigil_p{s}, null())",
+            p = s - 1
+        ));
+    }
+    let latest: Vec<String> = (0..n)
+        .map(|s| format!("max(sigil_c{s}) as sigil_m{s}"))
+        .collect();
+    let done: Vec<String> = (0..n)
+        .map(|s| format!("if(sigil_m{s}>_time-{span}, 1, 0)"))
+        .collect();
+    let mut start = "_time".to_string();
+    for s in 0..n {
+        start = format!("if(temporal_ordered=={}, sigil_m{s}, {start})", s + 1);
+    }
+    let conds = conditions(c, "temporal_ordered")?;
+    q.push_str(&format!(
+        " | streamstats time_window={span}s {}{by_group} | eval temporal_ordered={} | where {} | eval window_start={start}",
+        latest.join(" "),
+        done.join("+"),
+        conds.join(" AND ")
+    ));
+    Ok(q)
 }
 
 fn bare_name(n: &str) -> bool {
@@ -144,11 +156,14 @@ fn bare_name(n: &str) -> bool {
 
 impl Splunk<'_> {
     /// A correlation over detection rules: the rules' searches (one, or a
-    /// `multisearch` tagging each event with its rule), sorted ascending by
-    /// time, then `streamstats time_window` (a sliding window whose events
-    /// are less than the timespan apart, the matcher's boundary) per group,
-    /// and the threshold applied to the window ending at each event. Every
-    /// returned event ends a window that meets the condition, with
+    /// `multisearch` tagging each event with its rule), then one row per
+    /// step (`stats … by <group> _time`: the events of a group with the
+    /// same time, the matcher's unit of evaluation) with what the step adds
+    /// to a window, sorted ascending by time, then `streamstats
+    /// time_window` over the steps (a sliding window whose events are less
+    /// than the timespan apart, the matcher's boundary) per group, and the
+    /// condition applied to the window ending with each step. Every
+    /// returned row ends a window that meets the condition, with
     /// `window_start` the time of the window's first event; the matcher
     /// reports one alert per burst, so the firing groups and the first
     /// window of each agree, the number of rows does not.
@@ -156,28 +171,80 @@ impl Splunk<'_> {
         let mut inputs = input_rules(c, rules)?;
         kind_refusal(c)?;
         let merged;
-        let (agg, name) =
-            match c.kind {
-                CorrelationType::EventCount => {
-                    merged = merged_rules(c, &inputs)?;
-                    inputs = vec![&merged];
-                    ("count".to_string(), "event_count")
+        if matches!(
+            c.kind,
+            CorrelationType::EventCount | CorrelationType::ValueSum | CorrelationType::ValueAvg
+        ) {
+            merged = merged_rules(c, &inputs)?;
+            inputs = vec![&merged];
+        }
+        // Per step (stats), over the window (streamstats), then the value.
+        let (step, window, value, name) = match c.kind {
+            CorrelationType::EventCount => (
+                "count as sigil_n".to_string(),
+                "sum(sigil_n) as event_count",
+                None,
+                "event_count",
+            ),
+            CorrelationType::ValueCount => match c.value_fields.as_slice() {
+                [f] => (
+                    format!("values({}) as sigil_v", self.stats_field(f)?),
+                    "dc(sigil_v) as value_count",
+                    None,
+                    "value_count",
+                ),
+                _ => {
+                    return Err(Unsupported::construct(
+                        "`value_count` over several fields (distinct tuples) is not exported \
+                         to SPL: `dc` takes one field",
+                    ))
                 }
-                CorrelationType::ValueCount => match c.value_fields.as_slice() {
-                    [f] => (format!("dc({})", self.stats_field(f)?), "value_count"),
-                    _ => return Err(Unsupported::construct(
-                        "`value_count` over several fields (distinct tuples) is not exported to \
-                         SPL: streamstats `dc` takes one field",
-                    )),
-                },
-                CorrelationType::Temporal => ("dc(sigil_rule)".to_string(), "temporal"),
-                other => {
-                    return Err(Unsupported::construct(format!(
-                        "`{}` correlations are not exported to SPL",
-                        other.as_str()
-                    )))
-                }
-            };
+            },
+            CorrelationType::Temporal => (
+                "values(sigil_rule) as sigil_rules".to_string(),
+                "dc(sigil_rules) as temporal",
+                None,
+                "temporal",
+            ),
+            CorrelationType::ValueSum => (
+                "sum(sigil_x) as sigil_s".to_string(),
+                "sum(sigil_s) as sigil_sum",
+                Some("value_sum=coalesce(sigil_sum, 0)"),
+                "value_sum",
+            ),
+            CorrelationType::ValueAvg => (
+                "sum(sigil_x) as sigil_s count(sigil_x) as sigil_c".to_string(),
+                "sum(sigil_s) as sigil_sum sum(sigil_c) as sigil_count",
+                Some("value_avg=if(sigil_count>0, sigil_sum/sigil_count, null())"),
+                "value_avg",
+            ),
+            CorrelationType::TemporalOrdered => (String::new(), "", None, "temporal_ordered"),
+            other => {
+                return Err(Unsupported::construct(format!(
+                    "`{}` correlations are not exported to SPL",
+                    other.as_str()
+                )))
+            }
+        };
+        // value_sum / value_avg: the value as a number (`tonumber`: what
+        // parses as a decimal number, spaces around it allowed, within the
+        // range of a double; other values add nothing, as in the matcher).
+        let number = match (c.kind, c.value_fields.as_slice()) {
+            (CorrelationType::ValueSum | CorrelationType::ValueAvg, [f]) => {
+                let n = format!("tonumber({})", self.where_field(f)?);
+                Some(format!(
+                    "sigil_x=if({n}>=-{MAX} AND {n}<={MAX}, {n}, null())",
+                    MAX = format!("{:.0}", f64::MAX)
+                ))
+            }
+            (CorrelationType::ValueSum | CorrelationType::ValueAvg, _) => {
+                return Err(Unsupported::construct(format!(
+                    "`{}` needs exactly one value field",
+                    c.kind.as_str()
+                )))
+            }
+            _ => None,
+        };
         let mut by = Vec::new();
         let mut evals: Vec<Vec<String>> = vec![Vec::new(); inputs.len()];
         for (gi, fields) in c.group_fields.iter().enumerate() {
@@ -203,6 +270,16 @@ impl Splunk<'_> {
                 e.push(format!("sigil_rule=\"{k}\""));
             }
         }
+        if c.kind == CorrelationType::TemporalOrdered {
+            for (k, e) in evals.iter_mut().enumerate() {
+                e.push(format!("sigil_r{k}=1"));
+            }
+        }
+        if let Some(n) = &number {
+            for e in evals.iter_mut() {
+                e.push(n.clone());
+            }
+        }
         let mut searches = Vec::new();
         for (r, e) in inputs.iter().zip(&evals) {
             let q = self.convert(r)?;
@@ -218,14 +295,24 @@ impl Splunk<'_> {
             let subs: Vec<String> = searches.iter().map(|s| format!("[search {s}]")).collect();
             format!("| multisearch {}", subs.join(" "))
         };
-        let by = if by.is_empty() {
+        let by_group = if by.is_empty() {
             String::new()
         } else {
             format!(" by {}", by.join(" "))
         };
+        let by_step = by
+            .iter()
+            .map(String::as_str)
+            .chain(std::iter::once("_time"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        if c.kind == CorrelationType::TemporalOrdered {
+            return ordered(c, &source, &by_step, &by_group);
+        }
         let conds = conditions(c, name)?;
+        let value = value.map_or(String::new(), |v| format!(" | eval {v}"));
         Ok(format!(
-            "{source} | sort 0 _time | streamstats time_window={}s {agg} as {name} min(_time) as window_start{by} | where {}",
+            "{source} | stats {step} by {by_step} | sort 0 _time | streamstats time_window={}s {window} min(_time) as window_start{by_group}{value} | where {}",
             c.timespan_secs,
             conds.join(" AND ")
         ))
