@@ -115,6 +115,7 @@ pub fn run(o: ConvertOptions) -> u8 {
     let correlations = program.correlations.iter().map(|c| {
         (
             &c.info,
+            c.timespan_secs,
             if view {
                 Err(backend::Unsupported::construct(
                     "correlation rules are not exported as Athena views yet",
@@ -124,18 +125,19 @@ pub fn run(o: ConvertOptions) -> u8 {
             },
         )
     });
-    let results: Vec<(&sigil_compiler::ir::RuleInfo, backend::Out)> = program
+    let results: Vec<(&sigil_compiler::ir::RuleInfo, u64, backend::Out)> = program
         .rules
         .iter()
         .map(|rule| {
             (
                 &rule.info,
+                0,
                 backend::convert_rule(rule, target, &mapping, &options, view),
             )
         })
         .chain(correlations)
         .collect();
-    for (info, result) in &results {
+    for (info, window_secs, result) in &results {
         match result {
             Ok(_) => ok += 1,
             Err(e) => {
@@ -162,7 +164,12 @@ pub fn run(o: ConvertOptions) -> u8 {
             }
             ConvertFormat::Savedsearches => {
                 if let Ok(q) = &result {
-                    out_text.push_str(&spl::saved_search(info, q, &mapping.splunk.cron));
+                    out_text.push_str(&spl::saved_search(
+                        info,
+                        q,
+                        &mapping.splunk.cron,
+                        *window_secs,
+                    ));
                     out_text.push('\n');
                 }
             }

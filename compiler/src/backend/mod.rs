@@ -483,10 +483,15 @@ mod tests {
         let mut info = r.info.clone();
         info.level = Some("high".into());
         info.description = Some("two\nlines".into());
-        let s = spl::saved_search(&info, "sourcetype=x", "*/5 * * * *");
+        let s = spl::saved_search(&info, "sourcetype=x", "*/5 * * * *", 0);
         assert!(s.starts_with("[sigil - t]\nsearch = sourcetype=x\n"), "{s}");
         assert!(s.contains("description = two \\\nlines\n"), "{s}");
         assert!(s.contains("alert.severity = 5\n"));
         assert!(s.contains("cron_schedule = */5 * * * *\n"));
+        assert!(s.contains("dispatch.earliest_time = -15m\n"), "{s}");
+        // A correlation looks back one window more, so a burst that ends in
+        // the last 15 minutes is seen whole.
+        let s = spl::saved_search(&info, "sourcetype=x", "*/5 * * * *", 3600);
+        assert!(s.contains("dispatch.earliest_time = -4500s\n"), "{s}");
     }
 }

@@ -865,7 +865,10 @@ fn conf_value(s: &str) -> String {
 }
 
 /// A `savedsearches.conf` stanza for a rule.
-pub fn saved_search(info: &RuleInfo, query: &str, cron: &str) -> String {
+/// A `savedsearches.conf` stanza. `window_secs` is a correlation's timespan
+/// (0 for a detection rule): each run looks back 15 minutes plus one window,
+/// so a window that ends in the last 15 minutes is seen whole.
+pub fn saved_search(info: &RuleInfo, query: &str, cron: &str, window_secs: u64) -> String {
     let name = format!("sigil - {}", info.title).replace(['[', ']'], "");
     let mut out = format!("[{}]\n", conf_value(&name));
     out.push_str(&format!("search = {}\n", conf_value(query)));
@@ -874,7 +877,11 @@ pub fn saved_search(info: &RuleInfo, query: &str, cron: &str) -> String {
     }
     out.push_str("enableSched = 1\n");
     out.push_str(&format!("cron_schedule = {cron}\n"));
-    out.push_str("dispatch.earliest_time = -15m\ndispatch.latest_time = now\n");
+    match window_secs {
+        0 => out.push_str("dispatch.earliest_time = -15m\n"),
+        w => out.push_str(&format!("dispatch.earliest_time = -{}s\n", 15 * 60 + w)),
+    }
+    out.push_str("dispatch.latest_time = now\n");
     out.push_str("counttype = number of events\nrelation = greater than\nquantity = 0\n");
     out.push_str(&format!(
         "alert.severity = {}\nalert.track = 1\n",
