@@ -121,7 +121,7 @@ pub fn run(o: ConvertOptions) -> u8 {
                     "correlation rules are not exported as Athena views yet",
                 ))
             } else {
-                backend::convert_correlation(c, &program, target, &mapping)
+                backend::convert_correlation(c, &program, target, &mapping, &options)
             },
         )
     });

@@ -124,3 +124,41 @@ fn json_contract_and_unsupported_rules() {
     assert_eq!(code, 2, "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn time_range_restricts_the_events_correlations_count() {
+    let rules = [
+        "rules/aws/cloudtrail/cloudtrail_api_access_denied_burst.yml",
+        "rules/aws/cloudtrail/cloudtrail_api_call_access_denied.yml",
+    ];
+    let converted = |target: &str, since: Option<&str>| {
+        let mut args = vec!["convert", "--target", target, "--format", "json"];
+        if let Some(s) = since {
+            args.extend(["--since", s]);
+        }
+        args.extend(rules);
+        let (code, out, err) = sigil(&args);
+        assert_eq!(code, 0, "{err}");
+        out.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|v| {
+                v["rule"]["title"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Burst of Denied")
+            })
+            .and_then(|v| v["query"].as_str().map(str::to_string))
+            .expect("the correlation's query")
+    };
+    let athena = converted("athena", Some("2024-01-15T00:00:00Z"));
+    assert!(
+        athena.contains(
+            "from_iso8601_timestamp(eventtime) >= from_iso8601_timestamp('2024-01-15T00:00:00Z')"
+        ),
+        "{athena}"
+    );
+    assert!(!converted("athena", None).contains("2024-01-15"));
+    let splunk = converted("splunk", Some("2024-01-15T00:00:00Z"));
+    assert!(splunk.contains("earliest=1705276800"), "{splunk}");
+    assert!(!converted("splunk", None).contains("earliest="));
+}

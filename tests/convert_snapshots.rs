@@ -49,7 +49,7 @@ fn export(paths: &[PathBuf], target: Target) -> (String, usize, usize) {
     }
     for c in &program.correlations {
         out.push_str(&format!("=== correlation {}\n", c.info.title));
-        match backend::convert_correlation(c, &program, target, &mapping) {
+        match backend::convert_correlation(c, &program, target, &mapping, &Default::default()) {
             Ok(q) => out.push_str(&q),
             Err(e) => out.push_str(&format!("ERROR {}: {}", e.code, e.message)),
         }

@@ -416,6 +416,40 @@ impl Athena<'_> {
         };
         Ok(t)
     }
+
+    /// The `--since`/`--until` predicates (and the partition filter they
+    /// imply), as conditions to AND with a query's own.
+    pub(crate) fn time_range(&self) -> Vec<String> {
+        let mut conds = Vec::new();
+        let tc = &self.mapping.time_column;
+        if let Some(s) = &self.options.since {
+            conds.push(format!(
+                "from_iso8601_timestamp({tc}) >= from_iso8601_timestamp({})",
+                sql_str(s)
+            ));
+        }
+        if let Some(u) = &self.options.until {
+            conds.push(format!(
+                "from_iso8601_timestamp({tc}) < from_iso8601_timestamp({})",
+                sql_str(u)
+            ));
+        }
+        if let Some(pf) = &self.mapping.partition_filter {
+            if self.options.since.is_some() || self.options.until.is_some() {
+                let d = |t: &Option<String>, dflt: &str| {
+                    t.as_deref()
+                        .map(|t| t.chars().take(10).collect::<String>().replace('-', "/"))
+                        .unwrap_or_else(|| dflt.to_string())
+                };
+                conds.push(format!(
+                    "({})",
+                    pf.replace("{since}", &d(&self.options.since, "0000/00/00"))
+                        .replace("{until}", &d(&self.options.until, "9999/99/99"))
+                ));
+            }
+        }
+        conds
+    }
 }
 
 impl Backend for Athena<'_> {
@@ -539,35 +573,8 @@ impl Backend for Athena<'_> {
     }
 
     fn finish(&self, rule: &RuleIr, condition: String) -> Out {
-        let _ = rule;
         let mut conds = vec![condition];
-        let tc = &self.mapping.time_column;
-        if let Some(s) = &self.options.since {
-            conds.push(format!(
-                "from_iso8601_timestamp({tc}) >= from_iso8601_timestamp({})",
-                sql_str(s)
-            ));
-        }
-        if let Some(u) = &self.options.until {
-            conds.push(format!(
-                "from_iso8601_timestamp({tc}) < from_iso8601_timestamp({})",
-                sql_str(u)
-            ));
-        }
-        if let Some(pf) = &self.mapping.partition_filter {
-            if self.options.since.is_some() || self.options.until.is_some() {
-                let d = |t: &Option<String>, dflt: &str| {
-                    t.as_deref()
-                        .map(|t| t.chars().take(10).collect::<String>().replace('-', "/"))
-                        .unwrap_or_else(|| dflt.to_string())
-                };
-                conds.push(format!(
-                    "({})",
-                    pf.replace("{since}", &d(&self.options.since, "0000/00/00"))
-                        .replace("{until}", &d(&self.options.until, "9999/99/99"))
-                ));
-            }
-        }
+        conds.extend(self.time_range());
         let select = format!(
             "SELECT *\nFROM {}\nWHERE {}",
             self.mapping.table,

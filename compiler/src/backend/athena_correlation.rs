@@ -110,6 +110,7 @@ impl Athena<'_> {
         }
         let ts = self.time();
         let mut wh = vec![self.expr(&input.expr)?, format!("{ts} IS NOT NULL")];
+        wh.extend(self.time_range());
         wh.extend(groups.iter().map(|g| format!("{g} IS NOT NULL")));
         let ms = c.timespan_secs.saturating_mul(1000).saturating_sub(1);
         let partition = if groups.is_empty() {
@@ -169,6 +170,7 @@ impl Athena<'_> {
         for (k, rule) in inputs.iter().enumerate() {
             let mut cols = vec![format!("{ts} AS sigil_time")];
             let mut wh = vec![self.expr(&rule.expr)?, format!("{ts} IS NOT NULL")];
+            wh.extend(self.time_range());
             for (gi, fields) in c.group_fields.iter().enumerate() {
                 let g = self.scalar(&fields[k], "group-by")?;
                 cols.push(format!("{g} AS sigil_g{gi}"));

@@ -207,20 +207,23 @@ impl Target {
 }
 
 /// Converts one correlation rule of `program`.
+/// Converts one correlation; `options` (a time range) restrict the events
+/// its rules feed it, as a scan of that range would.
 pub fn convert_correlation(
     c: &crate::ir::CorrelationIr,
     program: &crate::ir::Program,
     target: Target,
     mapping: &Mapping,
+    options: &Options,
 ) -> Out {
     match target {
         Target::Splunk => spl::Splunk {
             mapping: &mapping.splunk,
         }
-        .correlation(c, &program.rules),
+        .correlation(c, &program.rules, options),
         Target::Athena => athena::Athena {
             mapping: &mapping.athena,
-            options: Options::default(),
+            options: options.clone(),
             format: athena::AthenaFormat::Plain,
         }
         .correlation(c, &program.rules),

@@ -14,7 +14,8 @@
 //! What is refused, with the reason: [`kind_refusal`], [`input_rules`],
 //! [`merged_rules`].
 
-use crate::backend::{Backend, Out, Unsupported};
+use crate::backend::spl::with_time_range;
+use crate::backend::{Backend, Options, Out, Unsupported};
 use crate::ir::{CorrelationInput, CorrelationIr, Expr, RuleIr};
 use crate::rule::{CmpOp, CorrelationType};
 
@@ -167,7 +168,7 @@ impl Splunk<'_> {
     /// `window_start` the time of the window's first event; the matcher
     /// reports one alert per burst, so the firing groups and the first
     /// window of each agree, the number of rows does not.
-    pub fn correlation(&self, c: &CorrelationIr, rules: &[RuleIr]) -> Out {
+    pub fn correlation(&self, c: &CorrelationIr, rules: &[RuleIr], options: &Options) -> Out {
         let mut inputs = input_rules(c, rules)?;
         kind_refusal(c)?;
         let merged;
@@ -282,7 +283,7 @@ impl Splunk<'_> {
         }
         let mut searches = Vec::new();
         for (r, e) in inputs.iter().zip(&evals) {
-            let q = self.convert(r)?;
+            let q = with_time_range(self.convert(r)?, &self.mapping.base, options)?;
             searches.push(if e.is_empty() {
                 q
             } else {
