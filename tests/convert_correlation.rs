@@ -13,6 +13,17 @@ use sigil_compiler::backend::{self, Mapping, Target};
 use sigil_compiler::catalog::Catalog;
 use sigil_compiler::{ir, Config};
 
+/// The correlation's query for `target` with the default mapping and no time range.
+fn export(corr: &ir::CorrelationIr, program: &ir::Program, target: Target) -> backend::Out {
+    backend::convert_correlation(
+        corr,
+        program,
+        target,
+        &Mapping::default(),
+        &Default::default(),
+    )
+}
+
 fn python() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("SIGIL_ORACLE_PYTHON") {
         return Some(PathBuf::from(p));
@@ -54,14 +65,7 @@ fn event_count_exports_fire_for_the_same_groups_as_the_matcher() {
         .iter()
         .find(|c| c.info.title.starts_with("Burst of Denied"))
         .expect("burst correlation");
-    let query = backend::convert_correlation(
-        corr,
-        &program,
-        Target::Splunk,
-        &Mapping::default(),
-        &Default::default(),
-    )
-    .expect("SPL for event_count");
+    let query = export(corr, &program, Target::Splunk).expect("SPL for event_count");
     assert!(
         query.contains(
             "| stats count as sigil_n by userIdentity.accessKeyId _time | sort 0 _time | streamstats time_window=600s sum(sigil_n) as event_count min(_time) as window_start by userIdentity.accessKeyId"
@@ -124,14 +128,7 @@ fn event_count_exports_fire_for_the_same_groups_as_the_matcher() {
         .output()
         .expect("spl_eval");
     // Athena: the exported window query on DuckDB via athena_check.py.
-    let sql_query = backend::convert_correlation(
-        corr,
-        &program,
-        Target::Athena,
-        &Mapping::default(),
-        &Default::default(),
-    )
-    .expect("SQL for event_count");
+    let sql_query = export(corr, &program, Target::Athena).expect("SQL for event_count");
     let sql = dir.join("q.sql");
     // Only the ids: the window's timestamps need pytz to reach Python.
     std::fs::write(
@@ -284,22 +281,10 @@ fn differential(
         .iter()
         .find(|c| c.info.title == title)
         .unwrap_or_else(|| panic!("correlation {title}"));
-    let spl_query = backend::convert_correlation(
-        corr,
-        &program,
-        Target::Splunk,
-        &Mapping::default(),
-        &Default::default(),
-    )
-    .unwrap_or_else(|e| panic!("SPL for {title}: {e:?}"));
-    let sql_query = backend::convert_correlation(
-        corr,
-        &program,
-        Target::Athena,
-        &Mapping::default(),
-        &Default::default(),
-    )
-    .unwrap_or_else(|e| panic!("SQL for {title}: {e:?}"));
+    let spl_query =
+        export(corr, &program, Target::Splunk).unwrap_or_else(|e| panic!("SPL for {title}: {e:?}"));
+    let sql_query =
+        export(corr, &program, Target::Athena).unwrap_or_else(|e| panic!("SQL for {title}: {e:?}"));
 
     let scan = Command::new(env!("CARGO_BIN_EXE_sigil"))
         .args(["scan", "--format", "jsonl", "--rules"])
@@ -778,14 +763,7 @@ fn inexact_correlations_are_refused_on_both_backends() {
             .find(|c| c.info.title == *title)
             .unwrap_or_else(|| panic!("{title} in {text}"));
         for target in [Target::Splunk, Target::Athena] {
-            let e = backend::convert_correlation(
-                c,
-                &program,
-                target,
-                &Mapping::default(),
-                &Default::default(),
-            )
-            .expect_err(text);
+            let e = export(c, &program, target).expect_err(text);
             assert_eq!(e.code, "S500", "{text}");
             assert!(
                 e.message.contains(why),
@@ -1057,14 +1035,7 @@ fn group_by_paths_that_may_be_arrays_are_refused() {
         (Target::Splunk, "splunk.fixed"),
         (Target::Athena, "athena.scalars"),
     ] {
-        let e = backend::convert_correlation(
-            c,
-            &program,
-            target,
-            &Mapping::default(),
-            &Default::default(),
-        )
-        .expect_err("refused");
+        let e = export(c, &program, target).expect_err("refused");
         assert_eq!(e.code, "S500");
         assert!(e.message.contains(why), "{target:?}: {}", e.message);
     }
