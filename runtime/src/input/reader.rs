@@ -140,6 +140,14 @@ pub struct RecordReader {
     pub(crate) peak_buffer: usize,
 }
 
+impl Drop for RecordReader {
+    fn drop(&mut self) {
+        if let Some(pool) = &self.pool {
+            pool.give(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
 impl RecordReader {
     /// Opens a file or standard input. Gzip is detected by its magic bytes (`1f 8b`), whatever
     /// the file name; concatenated gzip members are read as one stream.
@@ -338,6 +346,12 @@ impl RecordReader {
 
     /// Reads up to [`READ_SIZE`] more bytes.
     fn fill(&mut self) {
+        if self.buf.capacity() == 0 {
+            if let Some(pool) = &self.pool {
+                // A file's first buffer: reused too (an S3 tree is a thousand small files).
+                self.buf = pool.take(self.capacity_hint);
+            }
+        }
         let old = self.buf.len();
         // Exact: doubling a buffer that holds a 16 MiB record would double the memory bound.
         self.buf.reserve_exact(self.read_size);
