@@ -88,7 +88,7 @@ fn json_contract_and_unsupported_rules() {
         &good,
     ]);
     assert_eq!(code, 0);
-    assert!(out.starts_with("[sigil - good.yml]\nsearch = sourcetype=\"aws:cloudtrail\" eventName=\"stoplogging\"\n"), "{out}");
+    assert!(out.starts_with("[sigil - good.yml]\nsearch = sourcetype=\"aws:cloudtrail\" eventName=\"stoplogging\" | where (isnotnull('eventName') AND (\"_\".lower('eventName'))==\"_stoplogging\")\n"), "{out}");
     assert!(out.contains("alert.severity = 5\n"));
     let (code, out, _) = sigil(&["convert", "--target", "athena", "--format", "view", &good]);
     assert_eq!(code, 0);

@@ -401,9 +401,38 @@ mod tests {
 
     #[test]
     fn not_keeps_missing_fields() {
-        let (s, a) = both("  sel: {errorCode: AccessDenied}\n  condition: not sel\n");
-        assert!(s.unwrap().contains("(NOT errorCode=\"accessdenied\")"));
+        let (s, a) = both("  sel: {errorCode: Throttled}\n  condition: not sel\n");
+        assert!(s.unwrap().contains("(NOT errorCode=\"throttled\")"));
         assert!(a.unwrap().contains("(NOT COALESCE("));
+        // `i`/`s`: the search term would also take `ı`/`ſ`, so under `NOT`
+        // only the exact `where` form (no prefilter).
+        let (s, _) = both("  sel: {errorCode: AccessDenied}\n  condition: not sel\n");
+        let s = s.unwrap();
+        assert!(
+            s.ends_with(
+                r#"" | where (NOT (isnotnull('errorCode') AND ("_".lower('errorCode'))=="_accessdenied"))"#
+            ),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn wider_search_terms_stay_as_prefilters() {
+        let (s, _) = both(
+            "  a: {eventName: DeleteTrail}\n  b: {eventName: StopLogging}\n  condition: a or b\n",
+        );
+        let s = s.unwrap();
+        assert!(
+            s.contains(r#" (eventName="deletetrail" OR eventName="stoplogging") | where ("#),
+            "{s}"
+        );
+        let (s, _) =
+            both("  sel: {eventName: DeleteTrail, awsRegion: eu-west-1}\n  condition: sel\n");
+        let s = s.unwrap();
+        assert!(
+            s.contains(r#" (eventName="deletetrail" AND awsRegion="eu-west-1") | where (isnotnull('eventName')"#),
+            "{s}"
+        );
     }
 
     #[test]

@@ -5,12 +5,19 @@
 //! A rule becomes a base search plus, where search terms cannot say it
 //! exactly, one `| where` clause. Search terms are used for case-insensitive
 //! ASCII text without `*` or `?` (a backslash cannot escape `*` in Splunk)
-//! and `field=*` tests; they work on multivalue (array) fields with "any
-//! value" semantics. Everything else (cased text, literal `*`, `?`, non-ASCII
-//! text, regexes, numbers, comparisons, CIDR, time parts, field references)
-//! is a `where` expression whose every test is guarded by `isnotnull()`, so
-//! it is two-valued and `NOT` keeps records without the field. Negation is
-//! always `NOT (...)`, never `!=`.
+//! and without `i` or `s`, and `field=*` tests; they work on multivalue
+//! (array) fields with "any value" semantics. Everything else (cased text,
+//! literal `*`, `?`, non-ASCII text, text with `i`/`s`, regexes, numbers,
+//! comparisons, CIDR, time parts, field references) is a `where` expression
+//! whose every test is guarded by `isnotnull()`, so it is two-valued and
+//! `NOT` keeps records without the field. Negation is always `NOT (...)`,
+//! never `!=`.
+//!
+//! A case-insensitive search term also lets `ı`/`İ` stand for `i` and `ſ`
+//! for `s`, which the matcher's lowercase comparison does not; such a test
+//! is said exactly in `where`, and its search term stays in the base search
+//! as a superset prefilter wherever that is sound (`Splunk::prefilter`), so
+//! the index still narrows the events.
 //!
 //! Only paths the mapping declares scalar (`splunk.scalars`) are tested: at
 //! other paths the add-on's fields can differ from the record's values
@@ -250,9 +257,19 @@ fn spl_quote(s: &str) -> String {
     out
 }
 
-/// Text a quoted search term can hold exactly (case-insensitively).
+/// Text a quoted search term can hold (case-insensitively): printable
+/// ASCII without `*`.
 fn search_safe(s: &str) -> bool {
     s.chars().all(|c| (' '..='~').contains(&c) && c != '*')
+}
+
+/// Whether a case-insensitive search term for `s` selects more than the
+/// matcher's lowercase comparison: Splunk (Python's `re.IGNORECASE` in the
+/// oracle) also lets `ı` (U+0131) and `İ` (U+0130) stand for `i` and `ſ`
+/// (U+017F) for `s`. These are the only extras `re.IGNORECASE` gives ASCII
+/// letters besides KELVIN SIGN for `k`, which the matcher also folds to `k`.
+fn search_wider(s: &str) -> bool {
+    s.chars().any(|c| matches!(c, 'i' | 'I' | 's' | 'S'))
 }
 
 /// Text equality that never turns numeric: `where` compares two
@@ -420,9 +437,34 @@ impl Splunk<'_> {
         Ok(format!("'{n}'"))
     }
 
-    /// The predicate as search terms, when they say it exactly.
-    fn search_pred(&self, p: &Pred) -> Option<Result<String, Unsupported>> {
+    /// The predicate as search terms, when they say it exactly; with
+    /// `superset`, also when they select a superset of it (`ı`, `İ`, `ſ`
+    /// standing for `i`/`s`: [`search_wider`]).
+    fn search_pred(&self, p: &Pred, superset: bool) -> Option<Result<String, Unsupported>> {
         let field = p.field.as_ref()?;
+        if !superset {
+            let wider = match &p.check {
+                Check::Str(m) if !m.cased => match &m.kind {
+                    StrKind::Exact(s)
+                    | StrKind::Prefix(s)
+                    | StrKind::Suffix(s)
+                    | StrKind::Contains(s) => search_wider(s),
+                    StrKind::Glob(pieces) => pieces.iter().any(|g| match g {
+                        GlobPiece::Lit(s) => search_wider(s),
+                        _ => false,
+                    }),
+                },
+                Check::StrIn {
+                    values,
+                    cased: false,
+                } => values.iter().any(|v| search_wider(v)),
+                Check::Bool(b) => search_wider(&b.to_string()),
+                _ => false,
+            };
+            if wider {
+                return None;
+            }
+        }
         let names = match self.search_fields(field.as_str()) {
             Ok(n) => n,
             Err(e) => return Some(Err(e)),
@@ -507,8 +549,35 @@ impl Splunk<'_> {
                 Ok(s) => format!("(NOT {s})"),
                 Err(e) => return Some(Err(e)),
             },
-            Expr::Pred(p) => return self.search_pred(p),
+            Expr::Pred(p) => return self.search_pred(p, false),
         }))
+    }
+
+    /// Search terms selecting a superset of `e` (an index prefilter for a
+    /// `where` that says `e` exactly), if any: a test whose search term is
+    /// wider ([`search_wider`]) keeps that term; `AND` keeps the parts that
+    /// have one, `OR` needs every branch, `NOT` only an exact term.
+    fn prefilter(&self, e: &Expr) -> Option<String> {
+        match e {
+            Expr::Const(_) => None,
+            Expr::And(items) => {
+                let parts: Vec<String> = items.iter().filter_map(|i| self.prefilter(i)).collect();
+                match parts.len() {
+                    0 => None,
+                    1 => parts.into_iter().next(),
+                    _ => Some(format!("({})", parts.join(" AND "))),
+                }
+            }
+            Expr::Or(items) => {
+                let parts = items
+                    .iter()
+                    .map(|i| self.prefilter(i))
+                    .collect::<Option<Vec<String>>>()?;
+                Some(format!("({})", parts.join(" OR ")))
+            }
+            Expr::Not(inner) => Some(format!("(NOT {})", self.search_expr(inner)?.ok()?)),
+            Expr::Pred(p) => self.search_pred(p, true)?.ok(),
+        }
     }
 
     fn str_where(&self, f: &str, kind: &StrKind, cased: bool) -> String {
@@ -740,7 +809,12 @@ impl Backend for Splunk<'_> {
             for i in items {
                 match self.search_expr(i) {
                     Some(s) => search.push(s?),
-                    None => wh.push(self.expr(i)?),
+                    None => {
+                        wh.push(self.expr(i)?);
+                        // A superset of a conjunct narrows the search
+                        // without changing the result.
+                        search.extend(self.prefilter(i));
+                    }
                 }
             }
             let mut q = self.mapping.base.clone();
@@ -751,7 +825,10 @@ impl Backend for Splunk<'_> {
             return Ok(q);
         }
         let cond = self.expr(&rule.expr)?;
-        self.finish(rule, cond)
+        match self.prefilter(&rule.expr) {
+            Some(pre) => Ok(format!("{} {pre} | where {cond}", self.mapping.base)),
+            None => self.finish(rule, cond),
+        }
     }
 }
 
