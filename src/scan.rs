@@ -70,7 +70,10 @@ pub struct ScanOptions {
     pub quiet: bool,
 }
 
-const BATCH_BYTES: usize = 4 << 20;
+/// About 1,500 CloudTrail records: small enough that the last batches of a
+/// file keep both cores busy (2 MiB gave 1.8× on two cores where 4 MiB gave
+/// 1.67–1.80×) and that fewer bytes are in flight.
+const BATCH_BYTES: usize = 2 << 20;
 const TABLE_FIELDS: [&str; 5] = [
     "eventTime",
     "userIdentity.arn",
