@@ -37,15 +37,33 @@ pub enum ConvertFormat {
 }
 
 /// Options of `sigil convert`.
+#[derive(clap::Args)]
 pub struct ConvertOptions {
+    /// Rule files or directories (recursive). Default: `rules/`.
     pub paths: Vec<PathBuf>,
+    /// The query language.
+    #[arg(long, value_enum)]
     pub target: ConvertTarget,
+    /// Write into this directory instead of stdout.
+    #[arg(long, short = 'o')]
     pub output: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "plain")]
     pub format: ConvertFormat,
+    /// YAML field-mapping file (docs/backends.md).
+    #[arg(long)]
     pub mapping: Option<PathBuf>,
+    /// Only events at or after this ISO-8601 time (Athena: `eventtime >=`; Splunk: `earliest=`).
+    #[arg(long)]
     pub since: Option<String>,
+    /// Only events before this ISO-8601 time (Athena: `eventtime <`; Splunk: `latest=`).
+    #[arg(long)]
     pub until: Option<String>,
+    /// YAML file of `expand` placeholder values.
+    #[arg(long)]
     pub placeholders: Option<PathBuf>,
+    /// Exit with 1 when a rule cannot be expressed on the target.
+    #[arg(long)]
     pub fail_on_unsupported: bool,
 }
 

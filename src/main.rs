@@ -67,34 +67,7 @@ enum Command {
         fail_on_gaps: bool,
     },
     /// Export rules as Splunk SPL or Athena SQL that select what the matcher selects.
-    Convert {
-        /// Rule files or directories (recursive). Default: `rules/`.
-        paths: Vec<PathBuf>,
-        /// The query language.
-        #[arg(long, value_enum)]
-        target: convert::ConvertTarget,
-        /// Write into this directory instead of stdout.
-        #[arg(long, short = 'o')]
-        output: Option<PathBuf>,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "plain")]
-        format: convert::ConvertFormat,
-        /// YAML field-mapping file (docs/backends.md).
-        #[arg(long)]
-        mapping: Option<PathBuf>,
-        /// Only events at or after this ISO-8601 time (Athena: `eventtime >=`; Splunk: `earliest=`).
-        #[arg(long)]
-        since: Option<String>,
-        /// Only events before this ISO-8601 time (Athena: `eventtime <`; Splunk: `latest=`).
-        #[arg(long)]
-        until: Option<String>,
-        /// YAML file of `expand` placeholder values.
-        #[arg(long)]
-        placeholders: Option<PathBuf>,
-        /// Exit with 1 when a rule cannot be expressed on the target.
-        #[arg(long)]
-        fail_on_unsupported: bool,
-    },
+    Convert(convert::ConvertOptions),
     /// Print a rule as sigil reads it: identifiers, field tests, condition tree.
     Explain {
         /// A rule file (every document in it is explained).
@@ -151,27 +124,7 @@ fn main() -> ExitCode {
             format,
             fail_on_gaps,
         } => coverage::run(paths, format, fail_on_gaps),
-        Command::Convert {
-            paths,
-            target,
-            output,
-            format,
-            mapping,
-            since,
-            until,
-            placeholders,
-            fail_on_unsupported,
-        } => convert::run(convert::ConvertOptions {
-            paths,
-            target,
-            output,
-            format,
-            mapping,
-            since,
-            until,
-            placeholders,
-            fail_on_unsupported,
-        }),
+        Command::Convert(opts) => convert::run(opts),
         Command::Explain {
             rule,
             with,

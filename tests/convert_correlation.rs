@@ -414,7 +414,10 @@ fn shuffle(lines: &mut [String]) {
     }
 }
 
-fn expect(run: &Run, want: &[(&str, &str, &str)]) {
+/// A firing group and its first window: (group, start, end), `hh:mm:ss`.
+type Window<'a> = (&'a str, &'a str, &'a str);
+
+fn expect(run: &Run, want: &[Window]) {
     let want: Fired = want
         .iter()
         .map(|(g, s, e)| (g.to_string(), (s.to_string(), e.to_string())))
@@ -651,14 +654,20 @@ fn temporal_ordered_exports_match_the_matcher() {
         ("create.yml", CREATE_USER),
         ("key.yml", CREATE_KEY),
     ];
-    let with = |name: &'static str, text: &'static str| {
-        let mut r = rules.to_vec();
-        r.push((name, text));
-        r
-    };
+    fn with<'a>(rules: &[(&'a str, &'a str)], rule: (&'a str, &'a str)) -> Vec<(&'a str, &'a str)> {
+        let mut all = rules.to_vec();
+        all.push(rule);
+        all
+    }
     let chain = corr("Chain", "t_create, t_denied, t_key", "");
-    let chain: &'static str = Box::leak(chain.into_boxed_str());
-    let run = differential(&python, "ord", &with("o.yml", chain), "Chain", KEY, &lines);
+    let run = differential(
+        &python,
+        "ord",
+        &with(&rules, ("o.yml", &chain)),
+        "Chain",
+        KEY,
+        &lines,
+    );
     assert!(
         run.spl_query
             .contains("streamstats current=f time_window=600s"),
@@ -682,8 +691,14 @@ fn temporal_ordered_exports_match_the_matcher() {
         "t_create, t_denied, t_key",
         "  condition: {gte: 2}\n",
     );
-    let two: &'static str = Box::leak(two.into_boxed_str());
-    let run = differential(&python, "ord2", &with("o.yml", two), "Two", KEY, &lines);
+    let run = differential(
+        &python,
+        "ord2",
+        &with(&rules, ("o.yml", &two)),
+        "Two",
+        KEY,
+        &lines,
+    );
     expect(
         &run,
         &[
@@ -700,8 +715,14 @@ fn temporal_ordered_exports_match_the_matcher() {
     // step with no fresh chain: KB's first (a key), and KE's last (its
     // creation exactly 600 s before has left the window).
     let eq = corr("Eq", "t_create, t_denied, t_key", "  condition: {eq: 2}\n");
-    let eq: &'static str = Box::leak(eq.into_boxed_str());
-    let run = differential(&python, "ord-eq", &with("o.yml", eq), "Eq", KEY, &lines);
+    let run = differential(
+        &python,
+        "ord-eq",
+        &with(&rules, ("o.yml", &eq)),
+        "Eq",
+        KEY,
+        &lines,
+    );
     expect(
         &run,
         &[
@@ -718,8 +739,14 @@ fn temporal_ordered_exports_match_the_matcher() {
         "t_create, t_denied, t_key",
         "  condition: {lt: 1}\n",
     );
-    let none: &'static str = Box::leak(none.into_boxed_str());
-    let run = differential(&python, "ord-lt", &with("o.yml", none), "None", KEY, &lines);
+    let run = differential(
+        &python,
+        "ord-lt",
+        &with(&rules, ("o.yml", &none)),
+        "None",
+        KEY,
+        &lines,
+    );
     expect(
         &run,
         &[
@@ -730,8 +757,14 @@ fn temporal_ordered_exports_match_the_matcher() {
     // A rule listed twice: two denials, then a key; one record never fills
     // both denial stages.
     let twice = corr("Twice", "t_denied, t_denied, t_key", "");
-    let twice: &'static str = Box::leak(twice.into_boxed_str());
-    let run = differential(&python, "ord3", &with("o.yml", twice), "Twice", KEY, &lines);
+    let run = differential(
+        &python,
+        "ord3",
+        &with(&rules, ("o.yml", &twice)),
+        "Twice",
+        KEY,
+        &lines,
+    );
     expect(&run, &[("KG", "04:00:00", "04:00:30")]);
 }
 
@@ -955,71 +988,62 @@ fn value_sum_and_value_avg_exports_match_the_matcher() {
     // No access key.
     add(None, 0, Some(j(500)));
     shuffle(&mut lines);
-    let sum = corr("Volume", "value_sum", "gte: 100");
-    let run = differential(
-        &python,
-        "sum",
-        &[("denied.yml", DENIED), ("sum.yml", &sum)],
-        "Volume",
-        KEY,
-        &lines,
-    );
-    expect(
-        &run,
-        &[
-            ("KA", "04:00:00", "04:02:00"),
-            ("KD", "07:00:00", "07:00:00"),
-            ("KE", "04:00:00", "04:00:40"),
-            ("KF", "04:59:50", "05:00:10"),
-        ],
-    );
-    let avg = corr("Average", "value_avg", "gte: 60");
-    let run = differential(
-        &python,
-        "avg",
-        &[("denied.yml", DENIED), ("avg.yml", &avg)],
-        "Average",
-        KEY,
-        &lines,
-    );
-    expect(
-        &run,
-        &[
-            ("KB", "04:00:00", "04:00:00"),
-            ("KD", "07:00:00", "07:00:00"),
-            ("KE", "04:00:00", "04:00:10"),
-        ],
-    );
-    // Conditions other than gt/gte: a sum below 50 (an empty sum is 0: KE's
-    // first step, with no number, fires), an average equal to 50 (KC's
-    // tied step averages 0, then 50 / 3; KB's last window 50 / 2).
-    let low = corr("Low", "value_sum", "lt: 50");
-    let run = differential(
-        &python,
-        "low",
-        &[("denied.yml", DENIED), ("low.yml", &low)],
-        "Low",
-        KEY,
-        &lines,
-    );
-    expect(
-        &run,
-        &[
-            ("KA", "04:00:00", "04:00:00"),
-            ("KC", "06:00:00", "06:00:00"),
-            ("KE", "04:00:00", "04:00:00"),
-        ],
-    );
-    let eq = corr("Fifty", "value_avg", "eq: 50");
-    let run = differential(
-        &python,
-        "fifty",
-        &[("denied.yml", DENIED), ("eq.yml", &eq)],
-        "Fifty",
-        KEY,
-        &lines,
-    );
-    expect(&run, &[("KF", "04:59:50", "04:59:50")]);
+    // Conditions other than gt/gte, in the last two: a sum below 50 (an
+    // empty sum is 0: KE's first step, with no number, fires), an average
+    // equal to 50 (KC's tied step averages 0, then 50 / 3; KB's last window
+    // 50 / 2).
+    let cases: [(&str, &str, &str, &[Window]); 4] = [
+        (
+            "Volume",
+            "value_sum",
+            "gte: 100",
+            &[
+                ("KA", "04:00:00", "04:02:00"),
+                ("KD", "07:00:00", "07:00:00"),
+                ("KE", "04:00:00", "04:00:40"),
+                ("KF", "04:59:50", "05:00:10"),
+            ],
+        ),
+        (
+            "Average",
+            "value_avg",
+            "gte: 60",
+            &[
+                ("KB", "04:00:00", "04:00:00"),
+                ("KD", "07:00:00", "07:00:00"),
+                ("KE", "04:00:00", "04:00:10"),
+            ],
+        ),
+        (
+            "Low",
+            "value_sum",
+            "lt: 50",
+            &[
+                ("KA", "04:00:00", "04:00:00"),
+                ("KC", "06:00:00", "06:00:00"),
+                ("KE", "04:00:00", "04:00:00"),
+            ],
+        ),
+        (
+            "Fifty",
+            "value_avg",
+            "eq: 50",
+            &[("KF", "04:59:50", "04:59:50")],
+        ),
+    ];
+    for (title, ty, cond, want) in cases {
+        let rule = corr(title, ty, cond);
+        let tag = title.to_lowercase();
+        let run = differential(
+            &python,
+            &tag,
+            &[("denied.yml", DENIED), ("c.yml", &rule)],
+            title,
+            KEY,
+            &lines,
+        );
+        expect(&run, want);
+    }
 }
 
 /// A group-by path that may hold an array in some records: the matcher takes

@@ -271,16 +271,7 @@ fn test(t: &Test) -> String {
         Test::Number(n) => format!("equals {}", n.text),
         Test::Bool(b) => format!("equals {b}"),
         Test::Regex { pattern, flags } => {
-            let mut f = String::new();
-            if flags.ignore_case {
-                f.push('i');
-            }
-            if flags.multiline {
-                f.push('m');
-            }
-            if flags.dot_all {
-                f.push('s');
-            }
+            let f = flags.letters();
             let flags = if f.is_empty() {
                 " (case-sensitive)".to_string()
             } else {

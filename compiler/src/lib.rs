@@ -26,6 +26,7 @@ pub mod ir;
 pub mod rule;
 pub mod source;
 pub mod syntax;
+pub mod time;
 
 mod config;
 pub use config::{load_placeholders, Config};

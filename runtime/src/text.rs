@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use sigil_compiler::ir::{GlobPiece, StrKind, StrMatch};
 use sigil_compiler::rule::{CmpOp, TimePart};
+use sigil_compiler::time;
 
 /// Unicode simple lowercase, borrowing when nothing changes.
 pub fn fold(text: &str) -> Cow<'_, str> {
@@ -263,26 +264,8 @@ pub fn parse_time_ms(text: &str) -> Option<i64> {
         let padded: String = frac.chars().chain("000".chars()).take(3).collect();
         millis = padded.parse().ok()?;
     }
-    let offset_min = match b.get(i) {
-        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
-        Some(sign @ (b'+' | b'-')) if b.len() == i + 6 && b[i + 3] == b':' => {
-            let m = num(i + 1..i + 3)? * 60 + num(i + 4..i + 6)?;
-            if *sign == b'+' {
-                m
-            } else {
-                -m
-            }
-        }
-        None => 0,
-        _ => return None,
-    };
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    Some(((days * 86_400 + h * 3600 + mi * 60 + s - offset_min * 60) * 1000) + millis)
+    let offset_min = time::utc_offset_minutes(b, i)?;
+    Some(time::epoch_ms((y, mo, d), (h, mi, s), millis, offset_min))
 }
 
 /// ISO 8601 week number.
@@ -293,17 +276,8 @@ fn iso_week(y: i64, m: i64, d: i64) -> Option<i64> {
     let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     let cum = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
     let ordinal = cum[(m - 1) as usize] + d + i64::from(m > 2 && leap(y));
-    // Day of week, Monday = 1 (Zeller-like via days from a known Monday).
-    let days_from_civil = |y: i64, m: i64, d: i64| {
-        let y = if m <= 2 { y - 1 } else { y };
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let mp = (m + 9) % 12;
-        let doy = (153 * mp + 2) / 5 + d - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        era * 146_097 + doe - 719_468
-    };
-    let weekday = (days_from_civil(y, m, d) + 3).rem_euclid(7) + 1; // 1970-01-01 was a Thursday
+    // Day of week, Monday = 1.
+    let weekday = (time::days_from_civil(y, m, d) + 3).rem_euclid(7) + 1; // 1970-01-01 was a Thursday
     let week = (ordinal - weekday + 10) / 7;
     let weeks_in = |y: i64| {
         let p = |y: i64| (y + y / 4 - y / 100 + y / 400) % 7;

@@ -13,10 +13,9 @@ use super::mapping::{AthenaMapping, ColumnKind};
 use super::spl::{caseless_literal, int38, int_cmp_alternatives, EXACT_DOUBLE};
 use super::{Backend, Options, Out, Unsupported};
 
-/// Numeric text as the matcher reads it (Rust's `f64` syntax without
-/// `inf`/`NaN`: optional sign, `5`, `5.`, `.5`, exponent), to the very end
-/// (`\z`: `$` in Trino's regexes also accepts a final newline).
-const NUMERIC_RE: &str = "^[+-]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([eE][+-]?[0-9]+)?\\z";
+/// Numeric text as the matcher reads it, to the very end (`\z`: `$` in
+/// Trino's regexes also accepts a final newline).
+const NUMERIC_RE: &str = concat!("^", super::number_syntax!(), "\\z");
 
 /// Integer text the matcher compares exactly (as `i128`).
 const INT38_RE: &str = "^-?[0-9]{1,38}\\z";
@@ -313,22 +312,7 @@ impl Athena<'_> {
             }
             Check::Bool(b) => format!("lower({v}) = {}", sql_str(&b.to_string())),
             Check::Regex { pattern, flags } => {
-                let mut f = String::new();
-                if flags.ignore_case {
-                    f.push('i');
-                }
-                if flags.multiline {
-                    f.push('m');
-                }
-                if flags.dot_all {
-                    f.push('s');
-                }
-                let p = if f.is_empty() {
-                    pattern.clone()
-                } else {
-                    format!("(?{f}){pattern}")
-                };
-                format!("regexp_like({v}, {})", sql_str(&p))
+                format!("regexp_like({v}, {})", sql_str(&flags.inline(pattern)))
             }
             Check::Cidr { addr, prefix } => format!(
                 "contains({}, TRY_CAST({v} AS IPADDRESS))",

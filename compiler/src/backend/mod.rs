@@ -162,12 +162,15 @@ pub(crate) fn regex_escape(s: &str) -> String {
     out
 }
 
-/// The former numeric-text guard (JSON number syntax, `$`-anchored). The
-/// backends now use the matcher's number syntax anchored to the very end
-/// (`spl::NUMERIC_RE`, `athena::NUMERIC_RE`); kept for code written
-/// against it meanwhile (correlation exports).
-#[allow(dead_code)]
-pub(crate) const NUMERIC_RE: &str = "^-?[0-9]+(\\.[0-9]+)?([eE][+-]?[0-9]+)?$";
+/// Numeric text as the matcher reads it (Rust's `f64` syntax without
+/// `inf`/`NaN`: optional sign, `5`, `5.`, `.5`, exponent), unanchored; each
+/// backend anchors it to the very end of the value in its regex dialect.
+macro_rules! number_syntax {
+    () => {
+        "[+-]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([eE][+-]?[0-9]+)?"
+    };
+}
+pub(crate) use number_syntax;
 
 /// The `rule` tests in a file name friendly form.
 pub fn rule_slug(info: &RuleInfo) -> String {

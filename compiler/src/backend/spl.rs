@@ -29,10 +29,9 @@ use crate::rule::{CmpOp, Position, TimePart};
 use super::mapping::SplunkMapping;
 use super::{regex_escape, Backend, Out, Unsupported};
 
-/// Numeric text as the matcher reads it (Rust's `f64` syntax without
-/// `inf`/`NaN`: optional sign, `5`, `5.`, `.5`, exponent), to the end of the
-/// value: `(?!.)` under `(?s)`, since `$` would also accept a final newline.
-const NUMERIC_RE: &str = "(?s)^[+-]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([eE][+-]?[0-9]+)?(?!.)";
+/// Numeric text as the matcher reads it, to the end of the value: `(?!.)`
+/// under `(?s)`, since `$` would also accept a final newline.
+const NUMERIC_RE: &str = concat!("(?s)^", super::number_syntax!(), "(?!.)");
 
 /// Integer text the matcher compares exactly (as `i128`): `-?`, 1 to 38 digits.
 const INT38_RE: &str = "(?s)^-?[0-9]{1,38}(?!.)";
@@ -714,22 +713,10 @@ impl Backend for Splunk<'_> {
                 text_eq(&format!("lower({f})"), &b.to_string())
             ),
             Check::Regex { pattern, flags } => {
-                let mut fl = String::new();
-                if flags.ignore_case {
-                    fl.push('i');
-                }
-                if flags.multiline {
-                    fl.push('m');
-                }
-                if flags.dot_all {
-                    fl.push('s');
-                }
-                let pat = if fl.is_empty() {
-                    pattern.clone()
-                } else {
-                    format!("(?{fl}){pattern}")
-                };
-                format!("({g} AND match({f}, {}))", spl_quote(&pat))
+                format!(
+                    "({g} AND match({f}, {}))",
+                    spl_quote(&flags.inline(pattern))
+                )
             }
             Check::Cidr { addr, prefix } => {
                 let nets: Vec<String> = cidr_networks(*addr, *prefix)
@@ -871,26 +858,13 @@ pub fn epoch_millis(text: &str) -> Option<i64> {
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 59 {
         return None;
     }
-    let offset_min = match b.get(i) {
-        None => 0,
-        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
-        Some(sign @ (b'+' | b'-')) if b.len() == i + 6 && b[i + 3] == b':' => {
-            let m = num(i + 1..i + 3)? * 60 + num(i + 4..i + 6)?;
-            if *sign == b'+' {
-                m
-            } else {
-                -m
-            }
-        }
-        _ => return None,
-    };
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    Some((days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60) * 1000 + millis)
+    let offset_min = crate::time::utc_offset_minutes(b, i)?;
+    Some(crate::time::epoch_ms(
+        (y, mo, d),
+        (h, mi, sec),
+        millis,
+        offset_min,
+    ))
 }
 
 fn epoch_text(ms: i64) -> String {

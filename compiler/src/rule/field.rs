@@ -145,6 +145,28 @@ pub struct RegexFlags {
     pub dot_all: bool,
 }
 
+impl RegexFlags {
+    /// The flags as inline-flag letters (`ims` order), empty when none.
+    pub fn letters(&self) -> String {
+        [
+            (self.ignore_case, 'i'),
+            (self.multiline, 'm'),
+            (self.dot_all, 's'),
+        ]
+        .iter()
+        .filter_map(|&(on, c)| on.then_some(c))
+        .collect()
+    }
+
+    /// `pattern` with the flags as an inline group in front (`(?i)...`).
+    pub fn inline(&self, pattern: &str) -> String {
+        match self.letters() {
+            f if f.is_empty() => pattern.to_string(),
+            f => format!("(?{f}){pattern}"),
+        }
+    }
+}
+
 /// Part of a timestamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(missing_docs)]
