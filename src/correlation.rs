@@ -144,28 +144,20 @@ pub fn event(
     at: RecordRef,
     dropped: &mut Dropped,
 ) -> Option<Event> {
-    let texts: Vec<Option<String>> = feed
-        .paths
-        .iter()
-        .map(|&id| matcher.first_text(record, id).map(Cow::into_owned))
-        .collect();
-    let time_ms = match texts
-        .first()
-        .cloned()
-        .flatten()
-        .as_deref()
-        .and_then(parse_time_ms)
-    {
-        Some(t) => t,
-        None => {
-            dropped.no_time += 1;
-            return None;
-        }
+    // Path order: time, tie-break key, group-by fields, value fields.
+    let text = |i: usize| {
+        feed.paths
+            .get(i)
+            .and_then(|&id| matcher.first_text(record, id))
+    };
+    let Some(time_ms) = text(0).as_deref().and_then(parse_time_ms) else {
+        dropped.no_time += 1;
+        return None;
     };
     let mut group = Vec::with_capacity(feed.groups);
     for i in 0..feed.groups {
-        match texts.get(2 + i).cloned().flatten() {
-            Some(v) => group.push(v),
+        match text(2 + i) {
+            Some(v) => group.push(v.into_owned()),
             None => {
                 // An event missing a group-by field joins no group.
                 dropped.no_group += 1;
@@ -173,23 +165,20 @@ pub fn event(
             }
         }
     }
-    let values: Vec<Option<String>> = (0..feed.values)
-        .map(|i| texts.get(2 + feed.groups + i).cloned().flatten())
-        .collect();
-    let value = if values.is_empty() || values.iter().any(Option::is_none) {
-        None
-    } else {
-        // Several value_count fields count distinct tuples.
-        Some(
-            values
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join("\u{1f}"),
-        )
+    let value = match feed.values {
+        0 => None,
+        1 => text(2 + feed.groups).map(Cow::into_owned),
+        // Several value_count fields count distinct tuples; a missing one
+        // leaves the event without a value.
+        n => (0..n)
+            .map(|i| text(2 + feed.groups + i))
+            .collect::<Option<Vec<_>>>()
+            .map(|parts| parts.join("\u{1f}")),
     };
-    let key = texts.get(1).cloned().flatten();
-    let tiebreak = fnv1a(key.as_deref().map(str::as_bytes).unwrap_or(record));
+    let tiebreak = match text(1) {
+        Some(key) => fnv1a(key.as_bytes()),
+        None => fnv1a(record),
+    };
     Some(Event {
         time_ms,
         tiebreak,

@@ -26,17 +26,46 @@ struct TrieNode {
     /// no rule's path: the tag turns almost every rejection into one
     /// integer comparison instead of a byte comparison per child.
     children: Vec<(u64, Box<[u8]>, usize)>,
+    /// One bit per child, at [`tag_bit`] of its tag: a key whose bit is
+    /// clear is on no path, known without scanning the children (the root
+    /// has a dozen, and most of a record's keys are read by no rule).
+    bits: u128,
     terminal: Option<usize>,
+}
+
+#[inline]
+fn tag_bit(tag: u64) -> u128 {
+    1u128 << (tag.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 57)
 }
 
 /// The key's length and its first seven bytes, packed.
 #[inline]
 fn key_tag(key: &[u8]) -> u64 {
-    let mut head = [0u8; 8];
-    let n = key.len().min(7);
-    head[..n].copy_from_slice(&key[..n]);
-    head[7] = key.len().min(255) as u8;
-    u64::from_le_bytes(head)
+    let head = match key.first_chunk::<8>() {
+        Some(first) => u64::from_le_bytes(*first),
+        // Byte by byte: a copy of a variable length into an array that is
+        // then read whole stalls on store forwarding, which once cost a
+        // third of the walk.
+        None => key
+            .iter()
+            .rev()
+            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b)),
+    };
+    (head & 0x00ff_ffff_ffff_ffff) | ((key.len().min(255) as u64) << 56)
+}
+
+/// Whether two keys with equal tags are equal: past the tag's seven bytes,
+/// keys up to 15 bytes compare as one word (most CloudTrail keys are 8–15
+/// bytes; a call to `memcmp` for them cost more than the comparison).
+#[inline]
+fn same_key(a: &[u8], b: &[u8]) -> bool {
+    if a.len() <= 7 {
+        return true;
+    }
+    match (a.last_chunk::<8>(), b.last_chunk::<8>()) {
+        (Some(x), Some(y)) if a.len() <= 15 => x == y,
+        _ => a == b,
+    }
 }
 
 impl PathTrie {
@@ -59,9 +88,9 @@ impl PathTrie {
                 None => {
                     self.nodes.push(TrieNode::default());
                     let n = self.nodes.len() - 1;
-                    self.nodes[node]
-                        .children
-                        .push((key_tag(key), key.into(), n));
+                    let parent = &mut self.nodes[node];
+                    parent.children.push((key_tag(key), key.into(), n));
+                    parent.bits |= tag_bit(key_tag(key));
                     n
                 }
             };
@@ -96,11 +125,13 @@ impl PathTrie {
     #[inline]
     fn child(&self, node: usize, key: &[u8]) -> Option<usize> {
         let tag = key_tag(key);
-        self.nodes
-            .get(node)?
-            .children
+        let node = self.nodes.get(node)?;
+        if node.bits & tag_bit(tag) == 0 {
+            return None;
+        }
+        node.children
             .iter()
-            .find(|(t, k, _)| *t == tag && (key.len() <= 7 || &**k == key))
+            .find(|(t, k, _)| *t == tag && same_key(k, key))
             .map(|(_, _, n)| *n)
     }
 }
@@ -163,6 +194,25 @@ impl Val {
     }
 }
 
+impl Val {
+    /// As [`Val::text`] for a record already known to be valid UTF-8: plain
+    /// strings and numbers are slices of it, with no UTF-8 check per value.
+    #[inline]
+    pub fn text_in<'r>(&self, record: &'r str) -> Option<Cow<'r, str>> {
+        match *self {
+            Val::Str {
+                start,
+                end,
+                escaped: false,
+            }
+            | Val::Num { start, end } => Some(Cow::Borrowed(
+                record.get(start as usize..end as usize).unwrap_or(""),
+            )),
+            _ => self.text(record.as_bytes()),
+        }
+    }
+}
+
 /// Text of valid UTF-8 without copying; invalid sequences (which the record
 /// reader reports as damage before they get here) become U+FFFD.
 #[inline]
@@ -212,19 +262,23 @@ pub fn extract(
     leaves: bool,
     out: &mut Extracted,
 ) -> Result<(), JsonError> {
-    extract_with(record, trie, leaves, false, out)
+    extract_with(record, trie, leaves, false, out).map(drop)
 }
 
 /// As [`extract`]; with `validated` true the record is known to be valid JSON
 /// (the record reader checked its grammar), so subtrees no rule reads are
 /// skipped by bracket counting instead of being tokenised.
-pub fn extract_with(
-    record: &[u8],
+///
+/// Returns the record as text when the walk proved it ASCII (it tokenised
+/// every byte and no string held a byte ≥ 0x80), which spares the caller a
+/// UTF-8 check; `None` leaves that check to the caller.
+pub fn extract_with<'r>(
+    record: &'r [u8],
     trie: &PathTrie,
     leaves: bool,
     validated: bool,
     out: &mut Extracted,
-) -> Result<(), JsonError> {
+) -> Result<Option<&'r str>, JsonError> {
     if record.len() > u32::MAX as usize {
         return Err(JsonError {
             offset: 0,
@@ -239,7 +293,6 @@ pub fn extract_with(
         out,
         leaves,
         skip: validated && !leaves,
-        trusted: validated,
         seen: 0,
     };
     w.ws();
@@ -252,7 +305,14 @@ pub fn extract_with(
         return Err(w.err("trailing characters after the record"));
     }
     w.out.non_ascii = w.seen & 0x8080_8080_8080_8080 != 0;
-    Ok(())
+    if w.skip || w.out.non_ascii {
+        return Ok(None);
+    }
+    debug_assert!(record.is_ascii());
+    // SAFETY: outside strings the walk accepts only ASCII bytes (whitespace,
+    // punctuation, literals, digits), and `seen` holds every string byte the
+    // walk passed over, none of them ≥ 0x80: the record is ASCII, so UTF-8.
+    Ok(Some(unsafe { std::str::from_utf8_unchecked(record) }))
 }
 
 /// Checks that `record` is one well-formed JSON object, extracting nothing.
@@ -270,12 +330,15 @@ pub fn check_utf8(record: &[u8], non_ascii: bool) -> Result<(), JsonError> {
     if !non_ascii {
         return Ok(());
     }
-    std::str::from_utf8(record)
-        .map(drop)
-        .map_err(|e| JsonError {
-            offset: e.valid_up_to(),
-            reason: "invalid UTF-8",
-        })
+    record_text(record).map(drop)
+}
+
+/// The record as text, or where its UTF-8 breaks.
+pub fn record_text(record: &[u8]) -> Result<&str, JsonError> {
+    std::str::from_utf8(record).map_err(|e| JsonError {
+        offset: e.valid_up_to(),
+        reason: "invalid UTF-8",
+    })
 }
 
 struct Walker<'a, 't, 'o> {
@@ -286,8 +349,6 @@ struct Walker<'a, 't, 'o> {
     leaves: bool,
     /// Skip unread subtrees without tokenising (input already validated).
     skip: bool,
-    /// The input is already validated.
-    trusted: bool,
     /// The bytes of strings looked at, OR-ed (high bits: non-ASCII seen).
     seen: u64,
 }
@@ -516,14 +577,8 @@ impl<'a> Walker<'a, '_, '_> {
         let mut escaped = false;
         loop {
             let rest = self.b.get(self.pos..).unwrap_or(&[]);
-            // A validated record holds no control byte in a string, so only
-            // the quote and the backslash need finding.
-            let found = if self.trusted {
-                memchr::memchr2(b'"', b'\\', rest)
-            } else {
-                Some(crate::bytes::find_string_special(rest, &mut self.seen))
-                    .filter(|&i| i < rest.len())
-            };
+            let found = Some(crate::bytes::find_string_special(rest, &mut self.seen))
+                .filter(|&i| i < rest.len());
             let Some(i) = found else {
                 self.pos = self.b.len();
                 return Err(self.err("unterminated string"));

@@ -113,6 +113,11 @@ enum CCheck {
     Null,
     Exists,
     Str(StrMatch),
+    /// `contains`, its searcher built once rather than per value.
+    Contains {
+        finder: Box<memchr::memmem::Finder<'static>>,
+        cased: bool,
+    },
     StrIn {
         set: HashSet<String>,
         cased: bool,
@@ -407,7 +412,7 @@ impl Matcher<'_> {
         let p = self.program;
         if let (false, Some(id)) = (p.always.is_empty(), p.event_name_path) {
             let verdict = self.evaluate_parsed(record, validated, id, out);
-            return self.checked(record, validated, verdict, out);
+            return self.checked(verdict, out);
         }
         self.list.clear();
         self.list.extend_from_slice(&p.always);
@@ -456,25 +461,15 @@ impl Matcher<'_> {
             return Ok(());
         }
         let verdict = self.evaluate(record, validated, out);
-        self.checked(record, validated, verdict, out)
+        self.checked(verdict, out)
     }
 
-    /// Completes the checks of an unvalidated record after its walk.
+    /// Voids the verdicts on a damaged record.
     fn checked(
         &self,
-        record: &[u8],
-        validated: bool,
         verdict: Result<(), JsonError>,
         out: &mut Vec<usize>,
     ) -> Result<(), JsonError> {
-        let verdict = verdict.and_then(|()| {
-            // The walk saw every string byte: only a record with non-ASCII
-            // strings needs its UTF-8 checked.
-            match validated {
-                true => Ok(()),
-                false => json::check_utf8(record, self.extracted.non_ascii),
-            }
-        });
         if verdict.is_err() {
             // Verdicts on a damaged record are void.
             out.clear();
@@ -493,14 +488,24 @@ impl Matcher<'_> {
         self.list.sort_unstable();
         self.list.dedup();
         let leaves = self.list.iter().any(|&r| p.rules[r].keywords);
-        json::extract_with(record, &p.trie, leaves, validated, &mut self.extracted)?;
-        self.evaluate_extracted(record, out);
-        Ok(())
+        let ascii = json::extract_with(record, &p.trie, leaves, validated, &mut self.extracted)?;
+        self.evaluate_extracted(record, ascii, out)
     }
 
-    /// Evaluates the candidate rules over the fields already extracted.
-    fn evaluate_extracted(&mut self, record: &[u8], out: &mut Vec<usize>) {
+    /// Evaluates the candidate rules over the fields already extracted. The
+    /// record's UTF-8 is checked once here (the walk checked its grammar), so
+    /// that values are then plain slices of its text.
+    fn evaluate_extracted(
+        &mut self,
+        record: &[u8],
+        ascii: Option<&str>,
+        out: &mut Vec<usize>,
+    ) -> Result<(), JsonError> {
         let p = self.program;
+        let record = match ascii {
+            Some(text) => text,
+            None => json::record_text(record)?,
+        };
         self.folds.get_mut().reset(&self.extracted);
         let ctx = Ctx {
             record,
@@ -512,6 +517,7 @@ impl Matcher<'_> {
                 out.push(r);
             }
         }
+        Ok(())
     }
 
     /// When some rule runs on every record, every record is parsed anyway:
@@ -525,7 +531,7 @@ impl Matcher<'_> {
         out: &mut Vec<usize>,
     ) -> Result<(), JsonError> {
         let p = self.program;
-        json::extract_with(
+        let ascii = json::extract_with(
             record,
             &p.trie,
             p.keywords_possible,
@@ -542,8 +548,7 @@ impl Matcher<'_> {
         }
         self.list.sort_unstable();
         self.list.dedup();
-        self.evaluate_extracted(record, out);
-        Ok(())
+        self.evaluate_extracted(record, ascii, out)
     }
 
     /// After [`Matcher::matches`] reported at least one rule for `record`
@@ -566,6 +571,7 @@ impl Matcher<'_> {
     ) -> Result<(bool, Vec<String>), JsonError> {
         let p = self.program;
         json::extract(record, &p.trie, true, &mut self.extracted)?;
+        let record = json::record_text(record)?;
         self.folds.get_mut().reset(&self.extracted);
         let ctx = Ctx {
             record,
@@ -720,6 +726,13 @@ fn compile(expr: &Expr, trie: &mut PathTrie, keywords: &mut bool) -> Result<Node
             let check = match &pred.check {
                 Check::Null => CCheck::Null,
                 Check::Exists => CCheck::Exists,
+                Check::Str(StrMatch {
+                    kind: StrKind::Contains(needle),
+                    cased,
+                }) => CCheck::Contains {
+                    finder: Box::new(memchr::memmem::Finder::new(needle.as_bytes()).into_owned()),
+                    cased: *cased,
+                },
                 Check::Str(m) => CCheck::Str(m.clone()),
                 Check::StrIn { values, cased } => CCheck::StrIn {
                     set: values.iter().cloned().collect(),
@@ -803,7 +816,7 @@ fn describe(check: &Check) -> String {
 }
 
 struct Ctx<'r> {
-    record: &'r [u8],
+    record: &'r str,
     ex: &'r Extracted,
     folds: &'r RefCell<Folds>,
 }
@@ -842,14 +855,14 @@ impl Ctx<'_> {
         let mut folds = self.folds.borrow_mut();
         let Folds { slots, arena } = &mut *folds;
         let Some(slot) = slots.get_mut(path).and_then(|s| s.get_mut(i)) else {
-            return v.text(self.record).is_some_and(|t| f(&text::fold(&t)));
+            return v.text_in(self.record).is_some_and(|t| f(&text::fold(&t)));
         };
         if let Fold::Unknown = slot {
-            *slot = match v.text(self.record) {
+            *slot = match v.text_in(self.record) {
                 None => Fold::Null,
                 Some(t) => {
                     let start = arena.len();
-                    arena.push_str(&text::fold(&t));
+                    text::fold_into(&t, arena);
                     Fold::At(start as u32, arena.len() as u32)
                 }
             };
@@ -869,7 +882,7 @@ impl Ctx<'_> {
                 .any(|(i, v)| self.with_folded(p, i, v, &f)),
             None => values
                 .iter()
-                .any(|v| v.text(self.record).is_some_and(|t| f(&text::fold(&t)))),
+                .any(|v| v.text_in(self.record).is_some_and(|t| f(&text::fold(&t)))),
         }
     }
 
@@ -912,7 +925,7 @@ fn eval(node: &Node, ctx: &Ctx<'_>, trace: &mut Option<Vec<String>>) -> bool {
                     .iter()
                     .take(5)
                     .map(|v| {
-                        v.text(ctx.record)
+                        v.text_in(ctx.record)
                             .map(|s| format!("{s:?}"))
                             .unwrap_or_else(|| "null".into())
                     })
@@ -943,14 +956,25 @@ fn test(check: &CCheck, path: Option<usize>, values: &[Val], ctx: &Ctx<'_>) -> b
             ctx.any_folded(path, values, |t| text::str_match(m, t))
         }
         CCheck::StrIn { set, cased: false } => ctx.any_folded(path, values, |t| set.contains(t)),
+        CCheck::Contains {
+            finder,
+            cased: false,
+        } => ctx.any_folded(path, values, |t| finder.find(t.as_bytes()).is_some()),
+        CCheck::Contains {
+            finder,
+            cased: true,
+        } => values.iter().any(|v| {
+            v.text_in(record)
+                .is_some_and(|t| finder.find(t.as_bytes()).is_some())
+        }),
         CCheck::Str(m) => values.iter().any(|v| {
-            let Some(t) = v.text(record) else {
+            let Some(t) = v.text_in(record) else {
                 return false;
             };
             text::matches(m, &t)
         }),
         CCheck::StrIn { set, cased } => values.iter().any(|v| {
-            let Some(t) = v.text(record) else {
+            let Some(t) = v.text_in(record) else {
                 return false;
             };
             if *cased {
@@ -963,7 +987,7 @@ fn test(check: &CCheck, path: Option<usize>, values: &[Val], ctx: &Ctx<'_>) -> b
             value,
             text: rule_text,
         } => values.iter().any(|v| match v {
-            Val::Num { .. } | Val::Str { .. } => v.text(record).is_some_and(|t| {
+            Val::Num { .. } | Val::Str { .. } => v.text_in(record).is_some_and(|t| {
                 t.as_ref() == rule_text.as_str() || text::numbers_equal(&t, rule_text, *value)
             }),
             _ => false,
@@ -971,26 +995,26 @@ fn test(check: &CCheck, path: Option<usize>, values: &[Val], ctx: &Ctx<'_>) -> b
         CCheck::Bool(b) => values.iter().any(|v| match v {
             Val::Bool(x) => x == b,
             Val::Str { .. } => v
-                .text(record)
+                .text_in(record)
                 .is_some_and(|t| t.eq_ignore_ascii_case(if *b { "true" } else { "false" })),
             _ => false,
         }),
         CCheck::Regex(re) => values
             .iter()
-            .any(|v| v.text(record).is_some_and(|t| re.is_match(&t))),
+            .any(|v| v.text_in(record).is_some_and(|t| re.is_match(&t))),
         CCheck::Cidr { addr, prefix } => values.iter().any(|v| {
             matches!(v, Val::Str { .. })
-                && v.text(record)
+                && v.text_in(record)
                     .is_some_and(|t| text::in_network(&t, *addr, *prefix))
         }),
         CCheck::Cmp { op, value } => values.iter().any(|v| {
             matches!(v, Val::Num { .. } | Val::Str { .. })
-                && v.text(record)
+                && v.text_in(record)
                     .is_some_and(|t| text::compare_text(*op, &t, *value))
         }),
         CCheck::TimePart { part, op, value } => values.iter().any(|v| {
             matches!(v, Val::Str { .. })
-                && v.text(record)
+                && v.text_in(record)
                     .and_then(|t| text::time_part(&t, *part))
                     .is_some_and(|n| op.holds(n as f64, *value as f64))
         }),
@@ -1001,7 +1025,7 @@ fn test(check: &CCheck, path: Option<usize>, values: &[Val], ctx: &Ctx<'_>) -> b
         } => {
             let others = ctx.values(Some(*other));
             values.iter().any(|v| {
-                let Some(a) = v.text(record) else {
+                let Some(a) = v.text_in(record) else {
                     return false;
                 };
                 let a = if *cased {
@@ -1010,7 +1034,7 @@ fn test(check: &CCheck, path: Option<usize>, values: &[Val], ctx: &Ctx<'_>) -> b
                     std::borrow::Cow::Owned(text::fold(&a).into_owned())
                 };
                 others.iter().any(|o| {
-                    let Some(b) = o.text(record) else {
+                    let Some(b) = o.text_in(record) else {
                         return false;
                     };
                     let b = if *cased {

@@ -19,6 +19,17 @@ pub fn fold(text: &str) -> Cow<'_, str> {
     }
 }
 
+/// Appends [`fold`]`(text)` to `out`, without a temporary for ASCII text.
+pub fn fold_into(text: &str, out: &mut String) {
+    if text.is_ascii() {
+        let start = out.len();
+        out.push_str(text);
+        out[start..].make_ascii_lowercase();
+    } else {
+        out.push_str(&text.to_lowercase());
+    }
+}
+
 /// Does a value's text match? Folds the text when the match is
 /// case-insensitive; wildcards compare character by character of the
 /// original text, so `?` is one character even where lowercasing changes the
@@ -369,5 +380,12 @@ mod tests {
     fn folding() {
         assert_eq!(fold("ÉCOLE"), "école");
         assert!(matches!(fold("abc"), Cow::Borrowed(_)));
+        let mut arena = String::from("kept|");
+        for t in ["ÉCOLE", "AbC", "", "ΟΔΟΣ", "İx"] {
+            let start = arena.len();
+            fold_into(t, &mut arena);
+            assert_eq!(&arena[start..], fold(t), "{t}");
+        }
+        assert!(arena.starts_with("kept|"));
     }
 }
