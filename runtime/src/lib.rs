@@ -28,6 +28,7 @@ pub mod correlate;
 pub mod input;
 pub mod json;
 mod program;
+mod regex_literal;
 pub mod text;
 
 pub use program::{BuildProblem, InputLogSource, Matcher, Program};
