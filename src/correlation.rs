@@ -11,7 +11,8 @@ use std::borrow::Cow;
 
 use sigil_compiler::ir::{CorrelationInput, CorrelationIr};
 use sigil_runtime::correlate::{
-    Alert, Collector, CorrelationSpec, Event, Failure, RecordRef, SpillStats,
+    Alert, Collector, CorrelationSpec, Event, EventBatch, EventFields, Failure, RecordRef,
+    SpillStats,
 };
 use sigil_runtime::json::escape_json;
 use sigil_runtime::text::parse_time_ms;
@@ -134,16 +135,17 @@ pub fn collector(plan: &Plan, memory: u64) -> Collector {
     Collector::new(plan.correlations.iter().map(spec).collect(), memory)
 }
 
-/// Builds the window event for one base-rule match, or counts why not.
-/// `matcher` has just reported the feed's rule for `record`, so the record's
-/// fields are already extracted.
+/// Adds the window event for one base-rule match to `batch`, or counts why
+/// not. `matcher` has just reported the feed's rule for `record`, so the
+/// record's fields are already extracted.
 pub fn event(
     feed: &Feed,
     matcher: &Matcher<'_>,
     record: &[u8],
     at: RecordRef,
     dropped: &mut Dropped,
-) -> Option<Event> {
+    batch: &mut EventBatch,
+) {
     // Path order: time, tie-break key, group-by fields, value fields.
     let text = |i: usize| {
         feed.paths
@@ -152,41 +154,43 @@ pub fn event(
     };
     let Some(time_ms) = text(0).as_deref().and_then(parse_time_ms) else {
         dropped.no_time += 1;
-        return None;
+        return;
     };
-    let mut group = Vec::with_capacity(feed.groups);
+    let mut group: Vec<Cow<'_, str>> = Vec::with_capacity(feed.groups);
     for i in 0..feed.groups {
         match text(2 + i) {
-            Some(v) => group.push(v.into_owned()),
+            Some(v) => group.push(v),
             None => {
                 // An event missing a group-by field joins no group.
                 dropped.no_group += 1;
-                return None;
+                return;
             }
         }
     }
-    let value = match feed.values {
-        0 => None,
-        1 => text(2 + feed.groups).map(Cow::into_owned),
-        // Several value_count fields count distinct tuples; a missing one
-        // leaves the event without a value.
-        n => (0..n)
-            .map(|i| text(2 + feed.groups + i))
-            .collect::<Option<Vec<_>>>()
-            .map(|parts| parts.join("\u{1f}")),
-    };
+    // Several value_count fields count distinct tuples; a missing one leaves
+    // the event without a value.
+    let value: Option<Vec<Cow<'_, str>>> = (feed.values > 0)
+        .then(|| {
+            (0..feed.values)
+                .map(|i| text(2 + feed.groups + i))
+                .collect()
+        })
+        .flatten();
     let tiebreak = match text(1) {
         Some(key) => fnv1a(key.as_bytes()),
         None => fnv1a(record),
     };
-    Some(Event {
-        time_ms,
-        tiebreak,
-        input: feed.input,
-        group,
-        value,
-        record: at,
-    })
+    batch.push(
+        EventFields {
+            correlation: feed.correlation,
+            time_ms,
+            tiebreak,
+            input: feed.input,
+            record: at,
+        },
+        group.iter().map(|g| g.as_ref()),
+        value.as_deref(),
+    );
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {

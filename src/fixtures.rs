@@ -751,11 +751,16 @@ fn correlation_alerts(
                     record: i as u64,
                     line: i as u64 + 1,
                 };
-                if let Some(e) =
-                    crate::correlation::event(feed, matcher, &case.record, at, &mut dropped)
-                {
-                    events.push(feed.correlation, e);
-                }
+                let mut batch = sigil_runtime::correlate::EventBatch::default();
+                crate::correlation::event(
+                    feed,
+                    matcher,
+                    &case.record,
+                    at,
+                    &mut dropped,
+                    &mut batch,
+                );
+                events.push_batch(&batch);
             }
         }
     }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use sigil_compiler::catalog::Catalog;
 use sigil_compiler::diag::Severity;
 use sigil_compiler::ir;
-use sigil_runtime::correlate::{Event, RecordRef};
+use sigil_runtime::correlate::{EventBatch, RecordRef};
 use sigil_runtime::input::{
     self, rescan_line, Batch, BufferPool, Damage, InputSource, RecordReader, RecordSpan,
 };
@@ -100,7 +100,7 @@ struct Stats {
     bytes: u64,
     damaged: u64,
     per_rule: Vec<u64>,
-    events: Vec<(usize, Event)>,
+    events: EventBatch,
     dropped: correlation::Dropped,
 }
 
@@ -413,9 +413,7 @@ pub fn run(opts: ScanOptions) -> u8 {
                     }
                     totals.dropped.no_time += stats.dropped.no_time;
                     totals.dropped.no_group += stats.dropped.no_group;
-                    for (ci, e) in stats.events {
-                        corr_events.push(ci, e);
-                    }
+                    corr_events.push_batch(&stats.events);
                     pending.insert((source, seq), (bytes, damage));
                 }
                 Msg::Done { source, batches } => {
@@ -776,9 +774,14 @@ impl Emit<'_, '_> {
                     record: rec.index,
                     line: rec.line,
                 };
-                if let Some(e) = correlation::event(feed, matcher, bytes, at, &mut stats.dropped) {
-                    stats.events.push((feed.correlation, e));
-                }
+                correlation::event(
+                    feed,
+                    matcher,
+                    bytes,
+                    at,
+                    &mut stats.dropped,
+                    &mut stats.events,
+                );
             }
             if !program.standalone(r) {
                 // Only feeds correlations (`generate: false`).

@@ -122,6 +122,104 @@ pub struct Event {
     pub record: RecordRef,
 }
 
+/// An event as the collector takes it: the group tuple already encoded.
+struct EventRef<'a> {
+    time_ms: i64,
+    tiebreak: u64,
+    input: usize,
+    group: &'a [u8],
+    value: Option<&'a [u8]>,
+    record: RecordRef,
+}
+
+/// Events of many records for the collector, their texts packed in one
+/// buffer: a worker thread fills a batch and the collector, on the thread
+/// that writes output, reads it without an allocation or a free per event.
+#[derive(Debug, Default)]
+pub struct EventBatch {
+    texts: Vec<u8>,
+    events: Vec<PackedEvent>,
+}
+
+#[derive(Debug)]
+struct PackedEvent {
+    correlation: usize,
+    time_ms: i64,
+    tiebreak: u64,
+    input: usize,
+    /// The group tuple, encoded as the collector interns it.
+    group: (u32, u32),
+    value: Option<(u32, u32)>,
+    record: RecordRef,
+}
+
+/// One event's fields for [`EventBatch::push`].
+#[derive(Debug, Clone, Copy)]
+pub struct EventFields {
+    /// The correlation fed.
+    pub correlation: usize,
+    /// As [`Event::time_ms`].
+    pub time_ms: i64,
+    /// As [`Event::tiebreak`].
+    pub tiebreak: u64,
+    /// As [`Event::input`].
+    pub input: usize,
+    /// As [`Event::record`].
+    pub record: RecordRef,
+}
+
+impl EventBatch {
+    /// Adds an event: its group-by values, and its value's parts (several
+    /// `value_count` fields count distinct tuples: the parts are joined;
+    /// `None` when the event has no value).
+    pub fn push<'t>(
+        &mut self,
+        fields: EventFields,
+        group: impl IntoIterator<Item = &'t str>,
+        value: Option<&[std::borrow::Cow<'_, str>]>,
+    ) {
+        let at = |texts: &Vec<u8>| texts.len() as u32;
+        let start = at(&self.texts);
+        for g in group {
+            encode_group_value(&mut self.texts, g);
+        }
+        let group = (start, at(&self.texts));
+        let value = value.map(|parts| {
+            let start = at(&self.texts);
+            for (i, part) in parts.iter().enumerate() {
+                if i > 0 {
+                    self.texts.extend_from_slice("\u{1f}".as_bytes());
+                }
+                self.texts.extend_from_slice(part.as_bytes());
+            }
+            (start, at(&self.texts))
+        });
+        self.events.push(PackedEvent {
+            correlation: fields.correlation,
+            time_ms: fields.time_ms,
+            tiebreak: fields.tiebreak,
+            input: fields.input,
+            group,
+            value,
+            record: fields.record,
+        });
+    }
+
+    /// Events in the batch.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// True when the batch holds no event.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    fn text(&self, (start, end): (u32, u32)) -> &[u8] {
+        self.texts.get(start as usize..end as usize).unwrap_or(&[])
+    }
+}
+
 /// What the correlation computes.
 #[derive(Debug, Clone)]
 pub struct CorrelationSpec {
@@ -375,10 +473,14 @@ impl Interner {
 fn encode_group(values: &[String]) -> Vec<u8> {
     let mut out = Vec::with_capacity(values.iter().map(|v| v.len() + 4).sum());
     for v in values {
-        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-        out.extend_from_slice(v.as_bytes());
+        encode_group_value(&mut out, v);
     }
     out
+}
+
+fn encode_group_value(out: &mut Vec<u8>, value: &str) {
+    out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    out.extend_from_slice(value.as_bytes());
 }
 
 fn decode_group(mut bytes: &[u8]) -> Vec<String> {
@@ -576,26 +678,21 @@ impl Store {
         }
     }
 
-    fn push(&mut self, t: &mut Tables, e: Event) {
+    fn push(&mut self, t: &mut Tables, e: EventRef<'_>) {
         let value = match self.spec.kind {
-            CorrelationType::ValueCount => e.value.as_deref().map_or(SpilledValueRef::None, |v| {
-                SpilledValueRef::Text(v.as_bytes())
-            }),
-            CorrelationType::ValueSum | CorrelationType::ValueAvg => numeric(e.value.as_deref())
-                .map_or(SpilledValueRef::None, |v| {
-                    SpilledValueRef::Number(v.to_bits())
-                }),
+            CorrelationType::ValueCount => {
+                e.value.map_or(SpilledValueRef::None, SpilledValueRef::Text)
+            }
+            CorrelationType::ValueSum | CorrelationType::ValueAvg => {
+                numeric(e.value.and_then(|v| std::str::from_utf8(v).ok()))
+                    .map_or(SpilledValueRef::None, |v| {
+                        SpilledValueRef::Number(v.to_bits())
+                    })
+            }
             _ => SpilledValueRef::None,
         };
         let input = u32::try_from(e.input).unwrap_or(u32::MAX);
-        let c = t.compact(
-            e.time_ms,
-            e.tiebreak,
-            input,
-            &encode_group(&e.group),
-            value,
-            e.record,
-        );
+        let c = t.compact(e.time_ms, e.tiebreak, input, e.group, value, e.record);
         reserve_quarter(&mut self.events, EVENTS_MIN);
         self.events.push(c);
     }
@@ -785,6 +882,38 @@ impl Collector {
     /// Adds one event of correlation `ci` (ignored once it was finished or
     /// failed).
     pub fn push(&mut self, ci: usize, e: Event) {
+        let group = encode_group(&e.group);
+        self.push_ref(
+            ci,
+            EventRef {
+                time_ms: e.time_ms,
+                tiebreak: e.tiebreak,
+                input: e.input,
+                group: &group,
+                value: e.value.as_deref().map(str::as_bytes),
+                record: e.record,
+            },
+        );
+    }
+
+    /// Adds every event of a batch, in the batch's order.
+    pub fn push_batch(&mut self, batch: &EventBatch) {
+        for e in &batch.events {
+            self.push_ref(
+                e.correlation,
+                EventRef {
+                    time_ms: e.time_ms,
+                    tiebreak: e.tiebreak,
+                    input: e.input,
+                    group: batch.text(e.group),
+                    value: e.value.map(|v| batch.text(v)),
+                    record: e.record,
+                },
+            );
+        }
+    }
+
+    fn push_ref(&mut self, ci: usize, e: EventRef<'_>) {
         let Some(store) = self.stores.get(ci).and_then(Option::as_ref) else {
             return;
         };
@@ -1319,6 +1448,7 @@ fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::borrow::Cow;
 
     const MIN: i64 = 60_000;
     /// 2026-11-22T04:00:00Z.
@@ -2151,6 +2281,30 @@ mod tests {
                 }
                 assert_eq!(alerts_spilled, alerts, "round {round} spilled at {budget}");
             }
+            // Events packed in batches, as `sigil scan`'s workers hand them
+            // over, are the same events.
+            let mut c = Collector::new(vec![s.clone()], u64::MAX);
+            for chunk in events.chunks(7) {
+                let mut batch = EventBatch::default();
+                for e in chunk {
+                    let value = e.value.as_deref().map(|v| [Cow::Borrowed(v)]);
+                    let fields = EventFields {
+                        correlation: 0,
+                        time_ms: e.time_ms,
+                        tiebreak: e.tiebreak,
+                        input: e.input,
+                        record: e.record,
+                    };
+                    batch.push(
+                        fields,
+                        e.group.iter().map(String::as_str),
+                        value.as_ref().map(|v| &v[..]),
+                    );
+                }
+                assert_eq!(batch.len(), chunk.len());
+                c.push_batch(&batch);
+            }
+            assert_eq!(c.finish(0).unwrap(), alerts, "round {round} from batches");
             if kind == CorrelationType::TemporalOrdered {
                 let summary: Vec<_> = alerts
                     .iter()
