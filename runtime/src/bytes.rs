@@ -25,29 +25,45 @@ fn avx2() -> bool {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn find_string_special_avx2(s: &[u8], seen: &mut u64) -> usize {
+    // SAFETY: this function runs only with AVX2 enabled.
+    unsafe { find_string_special_avx2_inline(s, seen) }
+}
+
+/// The body of the AVX2 search, for inlining into a caller compiled for
+/// AVX2 (the field extractor's walk), where a call per string would cost
+/// more than the search.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn find_string_special_avx2_inline(s: &[u8], seen: &mut u64) -> usize {
     use std::arch::x86_64::*;
-    let quote = _mm256_set1_epi8(b'"' as i8);
-    let backslash = _mm256_set1_epi8(b'\\' as i8);
-    let control_max = _mm256_set1_epi8(0x1f);
-    let mut i = 0;
-    while i + 32 <= s.len() {
-        // SAFETY: `i + 32 <= s.len()`, and the load is unaligned.
-        let x = unsafe { _mm256_loadu_si256(s.as_ptr().add(i).cast()) };
-        let special = _mm256_or_si256(
-            _mm256_or_si256(_mm256_cmpeq_epi8(x, quote), _mm256_cmpeq_epi8(x, backslash)),
-            // Unsigned x <= 0x1f exactly when min(x, 0x1f) == x.
-            _mm256_cmpeq_epi8(_mm256_min_epu8(x, control_max), x),
-        );
-        let mask = _mm256_movemask_epi8(special) as u32;
-        if _mm256_movemask_epi8(x) != 0 {
-            *seen |= 0x80;
+    // SAFETY (every intrinsic below): the caller guarantees AVX2.
+    unsafe {
+        let quote = _mm256_set1_epi8(b'"' as i8);
+        let backslash = _mm256_set1_epi8(b'\\' as i8);
+        let control_max = _mm256_set1_epi8(0x1f);
+        let mut i = 0;
+        while i + 32 <= s.len() {
+            // `i + 32 <= s.len()`, and the load is unaligned.
+            let x = _mm256_loadu_si256(s.as_ptr().add(i).cast());
+            let special = _mm256_or_si256(
+                _mm256_or_si256(_mm256_cmpeq_epi8(x, quote), _mm256_cmpeq_epi8(x, backslash)),
+                // Unsigned x <= 0x1f exactly when min(x, 0x1f) == x.
+                _mm256_cmpeq_epi8(_mm256_min_epu8(x, control_max), x),
+            );
+            let mask = _mm256_movemask_epi8(special) as u32;
+            if _mm256_movemask_epi8(x) != 0 {
+                *seen |= 0x80;
+            }
+            if mask != 0 {
+                return i + mask.trailing_zeros() as usize;
+            }
+            i += 32;
         }
-        if mask != 0 {
-            return i + mask.trailing_zeros() as usize;
-        }
-        i += 32;
+        i + find_string_special_swar(&s[i..], seen)
     }
-    i + find_string_special_swar(&s[i..], seen)
 }
 
 fn find_string_special_swar(s: &[u8], seen: &mut u64) -> usize {

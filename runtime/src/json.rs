@@ -242,6 +242,8 @@ pub struct Extracted {
     /// A string of the record holds a non-ASCII byte (set only when the
     /// record was not validated before): its UTF-8 must still be checked.
     pub non_ascii: bool,
+    /// The walk's stack of open containers, kept for the next record.
+    frames: Vec<Frame>,
 }
 
 impl Extracted {
@@ -299,7 +301,7 @@ pub fn extract_with<'r>(
     if w.peek() != Some(b'{') {
         return Err(w.err("record is not a JSON object"));
     }
-    w.value(Some(0), 0)?;
+    w.run()?;
     w.ws();
     if w.pos != record.len() {
         return Err(w.err("trailing characters after the record"));
@@ -353,6 +355,68 @@ struct Walker<'a, 't, 'o> {
     seen: u64,
 }
 
+/// An open object or array during the walk: the trie node its values are
+/// at (None when no rule reads below it).
+#[derive(Debug, Clone, Copy)]
+enum Frame {
+    Object { node: Option<usize>, start: u32 },
+    Array { node: Option<usize> },
+}
+
+/// What the walk expects next.
+enum Expect {
+    /// A value at this trie node.
+    Value(Option<usize>),
+    /// A key of the innermost object.
+    Key,
+    /// `,` or the close of the innermost container.
+    After,
+}
+
+/// How strings are searched: the portable word-at-a-time search, or 32
+/// bytes at a time with AVX2, inlined into a walk compiled for AVX2.
+trait StringSearch: Copy {
+    fn find_special(self, s: &[u8], seen: &mut u64) -> usize;
+}
+
+#[derive(Clone, Copy)]
+struct Portable;
+
+impl StringSearch for Portable {
+    #[inline(always)]
+    fn find_special(self, s: &[u8], seen: &mut u64) -> usize {
+        crate::bytes::find_string_special(s, seen)
+    }
+}
+
+/// Proof that this CPU has AVX2: made only by [`Avx2::detect`].
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Avx2(());
+
+#[cfg(target_arch = "x86_64")]
+impl Avx2 {
+    fn detect() -> Option<Avx2> {
+        std::arch::is_x86_feature_detected!("avx2").then_some(Avx2(()))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl StringSearch for Avx2 {
+    #[inline(always)]
+    fn find_special(self, s: &[u8], seen: &mut u64) -> usize {
+        // SAFETY: an `Avx2` exists only where AVX2 was detected.
+        unsafe { crate::bytes::find_string_special_avx2_inline(s, seen) }
+    }
+}
+
+/// The walk compiled for AVX2, so that the string search inlines into it.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn walk_avx2(w: &mut Walker<'_, '_, '_>, search: Avx2) -> Result<(), JsonError> {
+    w.walk(search)
+}
+
 impl<'a> Walker<'a, '_, '_> {
     fn err(&self, reason: &'static str) -> JsonError {
         JsonError {
@@ -361,16 +425,19 @@ impl<'a> Walker<'a, '_, '_> {
         }
     }
 
+    #[inline(always)]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.pos).copied()
     }
 
+    #[inline(always)]
     fn ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
             self.pos += 1;
         }
     }
 
+    #[inline(always)]
     fn record(&mut self, node: Option<usize>, v: Val) {
         if let Some(id) = node
             .and_then(|n| self.trie.nodes.get(n))
@@ -382,85 +449,148 @@ impl<'a> Walker<'a, '_, '_> {
         }
     }
 
-    /// Parses one value at `node` (a trie node, or None when no rule reads
-    /// below here).
-    fn value(&mut self, node: Option<usize>, depth: usize) -> Result<(), JsonError> {
+    /// Walks the record from its root object, which must be next: one loop
+    /// with an explicit stack of open containers, so that the whole walk is
+    /// one function the string search inlines into.
+    fn run(&mut self) -> Result<(), JsonError> {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(avx2) = Avx2::detect() {
+            // SAFETY: `walk_avx2` needs AVX2, which `detect` found.
+            return unsafe { walk_avx2(self, avx2) };
+        }
+        self.walk(Portable)
+    }
+
+    #[inline(always)]
+    fn walk<S: StringSearch>(&mut self, search: S) -> Result<(), JsonError> {
+        let mut stack = std::mem::take(&mut self.out.frames);
+        stack.clear();
+        let result = self.walk_with(search, &mut stack);
+        self.out.frames = stack;
+        result
+    }
+
+    #[inline(always)]
+    fn walk_with<S: StringSearch>(
+        &mut self,
+        search: S,
+        stack: &mut Vec<Frame>,
+    ) -> Result<(), JsonError> {
+        let mut next = Expect::Value(Some(0));
+        loop {
+            next = match next {
+                Expect::Value(node) => self.value(search, node, stack)?,
+                Expect::Key => {
+                    let Some(&Frame::Object { node, .. }) = stack.last() else {
+                        return Err(self.err("expected a key"));
+                    };
+                    self.ws();
+                    if self.peek() != Some(b'"') {
+                        return Err(self.err("expected a key"));
+                    }
+                    let (raw, escaped) = self.string(search)?;
+                    let child = match node {
+                        Some(n) if escaped => self.trie.child(n, unescape(raw).as_bytes()),
+                        Some(n) => self.trie.child(n, raw),
+                        None => None,
+                    };
+                    self.ws();
+                    if self.peek() != Some(b':') {
+                        return Err(self.err("expected `:`"));
+                    }
+                    self.pos += 1;
+                    Expect::Value(child)
+                }
+                Expect::After => {
+                    let Some(&top) = stack.last() else {
+                        return Ok(());
+                    };
+                    self.ws();
+                    match (top, self.peek()) {
+                        (Frame::Object { .. }, Some(b',')) => {
+                            self.pos += 1;
+                            Expect::Key
+                        }
+                        (Frame::Array { node }, Some(b',')) => {
+                            self.pos += 1;
+                            // Elements sit at the same path: arrays fan out.
+                            Expect::Value(node)
+                        }
+                        (Frame::Object { node, start }, Some(b'}')) => {
+                            self.pos += 1;
+                            stack.pop();
+                            let v = Val::Obj {
+                                start,
+                                end: self.pos as u32,
+                            };
+                            self.record(node, v);
+                            Expect::After
+                        }
+                        (Frame::Array { .. }, Some(b']')) => {
+                            self.pos += 1;
+                            stack.pop();
+                            Expect::After
+                        }
+                        (Frame::Object { .. }, _) => return Err(self.err("expected `,` or `}`")),
+                        (Frame::Array { .. }, _) => return Err(self.err("expected `,` or `]`")),
+                    }
+                }
+            };
+        }
+    }
+
+    /// One value at `node` (a trie node, or None when no rule reads below
+    /// here): a scalar is read whole, a container is opened.
+    #[inline(always)]
+    fn value<S: StringSearch>(
+        &mut self,
+        search: S,
+        node: Option<usize>,
+        stack: &mut Vec<Frame>,
+    ) -> Result<Expect, JsonError> {
         self.ws();
         let start = self.pos;
-        // The root object is the first level, as the record reader counts.
-        if depth >= MAX_DEPTH && matches!(self.peek(), Some(b'{' | b'[')) {
-            return Err(self.err("nesting deeper than 512 levels"));
-        }
-        if node.is_none() && self.skip && matches!(self.peek(), Some(b'{' | b'[')) {
-            return self.skip_container();
-        }
         match self.peek() {
-            Some(b'{') => {
-                self.pos += 1;
-                self.ws();
-                if self.peek() == Some(b'}') {
-                    self.pos += 1;
-                } else {
-                    loop {
-                        self.ws();
-                        if self.peek() != Some(b'"') {
-                            return Err(self.err("expected a key"));
-                        }
-                        let (raw, escaped) = self.string()?;
-                        let child = match node {
-                            Some(n) if escaped => self.trie.child(n, unescape(raw).as_bytes()),
-                            Some(n) => self.trie.child(n, raw),
-                            None => None,
-                        };
-                        self.ws();
-                        if self.peek() != Some(b':') {
-                            return Err(self.err("expected `:`"));
-                        }
-                        self.pos += 1;
-                        self.value(child, depth + 1)?;
-                        self.ws();
-                        match self.peek() {
-                            Some(b',') => self.pos += 1,
-                            Some(b'}') => {
-                                self.pos += 1;
-                                break;
-                            }
-                            _ => return Err(self.err("expected `,` or `}`")),
-                        }
-                    }
+            Some(open @ (b'{' | b'[')) => {
+                // The root object is the first level, as the record reader counts.
+                if stack.len() >= MAX_DEPTH {
+                    return Err(self.err("nesting deeper than 512 levels"));
                 }
-                let v = Val::Obj {
-                    start: start as u32,
-                    end: self.pos as u32,
-                };
-                self.record(node, v);
-            }
-            Some(b'[') => {
+                if node.is_none() && self.skip {
+                    self.skip_container(search)?;
+                    return Ok(Expect::After);
+                }
                 self.pos += 1;
                 self.ws();
+                if open == b'{' {
+                    if self.peek() == Some(b'}') {
+                        self.pos += 1;
+                        let v = Val::Obj {
+                            start: start as u32,
+                            end: self.pos as u32,
+                        };
+                        self.record(node, v);
+                        return Ok(Expect::After);
+                    }
+                    stack.push(Frame::Object {
+                        node,
+                        start: start as u32,
+                    });
+                    return Ok(Expect::Key);
+                }
                 if self.peek() == Some(b']') {
                     self.pos += 1;
-                    return Ok(());
+                    return Ok(Expect::After);
                 }
-                loop {
-                    // Elements sit at the same path: arrays fan out.
-                    self.value(node, depth + 1)?;
-                    self.ws();
-                    match self.peek() {
-                        Some(b',') => self.pos += 1,
-                        Some(b']') => {
-                            self.pos += 1;
-                            break;
-                        }
-                        _ => return Err(self.err("expected `,` or `]`")),
-                    }
-                }
+                stack.push(Frame::Array { node });
+                return Ok(Expect::Value(node));
             }
             Some(b'"') => {
-                let (s, e, escaped) = self.string_range()?;
+                let (raw, escaped) = self.string(search)?;
+                let end = self.pos - 1;
                 let v = Val::Str {
-                    start: s as u32,
-                    end: e as u32,
+                    start: (end - raw.len()) as u32,
+                    end: end as u32,
                     escaped,
                 };
                 self.record(node, v);
@@ -485,16 +615,17 @@ impl<'a> Walker<'a, '_, '_> {
             Some(_) => return Err(self.err("unexpected character")),
             None => return Err(self.err("unexpected end of record")),
         }
-        Ok(())
+        Ok(Expect::After)
     }
 
     /// Skips a valid object or array: counts brackets outside strings.
-    fn skip_container(&mut self) -> Result<(), JsonError> {
+    #[inline(always)]
+    fn skip_container<S: StringSearch>(&mut self, search: S) -> Result<(), JsonError> {
         let mut depth = 0usize;
         while let Some(&c) = self.b.get(self.pos) {
             match c {
                 b'"' => {
-                    self.string()?;
+                    self.string(search)?;
                     continue;
                 }
                 b'{' | b'[' => depth += 1,
@@ -512,6 +643,7 @@ impl<'a> Walker<'a, '_, '_> {
         Err(self.err("unexpected end of record"))
     }
 
+    #[inline(always)]
     fn literal(
         &mut self,
         word: &'static [u8],
@@ -529,6 +661,7 @@ impl<'a> Walker<'a, '_, '_> {
         Ok(())
     }
 
+    #[inline(always)]
     fn number(&mut self) -> Result<(), JsonError> {
         let digits = |w: &mut Self| {
             let s = w.pos;
@@ -563,26 +696,19 @@ impl<'a> Walker<'a, '_, '_> {
         Ok(())
     }
 
-    fn string_range(&mut self) -> Result<(usize, usize, bool), JsonError> {
-        let (raw, escaped) = self.string()?;
-        let end = self.pos - 1;
-        Ok((end - raw.len(), end, escaped))
-    }
-
     /// At an opening quote: returns the raw content and whether it has escapes.
-    #[inline]
-    fn string(&mut self) -> Result<(&'a [u8], bool), JsonError> {
+    #[inline(always)]
+    fn string<S: StringSearch>(&mut self, search: S) -> Result<(&'a [u8], bool), JsonError> {
         self.pos += 1;
         let start = self.pos;
         let mut escaped = false;
         loop {
             let rest = self.b.get(self.pos..).unwrap_or(&[]);
-            let found = Some(crate::bytes::find_string_special(rest, &mut self.seen))
-                .filter(|&i| i < rest.len());
-            let Some(i) = found else {
+            let i = search.find_special(rest, &mut self.seen);
+            if i >= rest.len() {
                 self.pos = self.b.len();
                 return Err(self.err("unterminated string"));
-            };
+            }
             self.pos += i;
             match rest[i] {
                 b'"' => {
