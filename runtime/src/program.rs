@@ -13,6 +13,53 @@ use sigil_compiler::rule::{CmpOp, LogSource, Position, TimePart};
 use crate::json::{self, Extracted, JsonError, PathTrie, Val};
 use crate::text;
 
+/// Hashing for the sets built once from the rules and looked up with
+/// record values (event names, `field: [many values]`). A lookup never
+/// inserts, so record values cannot degrade these tables, and SipHash's
+/// protection against crafted keys buys nothing here; it cost 1–2 % of a
+/// scan. A multiply-rotate over words, as rustc's own tables use.
+type RuleSetHash = std::hash::BuildHasherDefault<WordHasher>;
+
+#[derive(Default)]
+struct WordHasher(u64);
+
+impl std::hash::Hasher for WordHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            self.add(u64::from_le_bytes(w.try_into().unwrap_or_default()));
+        }
+        // The tail byte by byte: a variable-length copy into a word would
+        // stall on store forwarding.
+        let tail = words.remainder();
+        if !tail.is_empty() {
+            self.add(
+                tail.iter()
+                    .rev()
+                    .fold(0, |acc, &b| (acc << 8) | u64::from(b)),
+            );
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, b: u8) {
+        self.add(u64::from(b));
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl WordHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
 /// Which rules run on the input, by logsource.
 #[derive(Debug, Clone)]
 pub struct InputLogSource {
@@ -74,7 +121,7 @@ pub struct Program {
     patterns: Vec<String>,
     /// Rules that require `eventName` to be one of some values, by the
     /// lower-cased value: looked up from the raw record, no parsing.
-    by_event_name: HashMap<String, Vec<usize>>,
+    by_event_name: HashMap<String, Vec<usize>, RuleSetHash>,
     /// Every rule in `by_event_name`, for records where the raw lookup is
     /// not safe.
     dispatched: Vec<usize>,
@@ -119,7 +166,7 @@ enum CCheck {
         cased: bool,
     },
     StrIn {
-        set: HashSet<String>,
+        set: HashSet<String, RuleSetHash>,
         cased: bool,
     },
     Num {
@@ -164,7 +211,7 @@ impl Program {
         let mut patterns: Vec<String> = Vec::new();
         let mut by_pattern: Vec<Vec<usize>> = Vec::new();
         let mut always = Vec::new();
-        let mut by_event_name: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_event_name: HashMap<String, Vec<usize>, RuleSetHash> = HashMap::default();
         let mut dispatched = Vec::new();
         for (ir_index, rule) in program.rules.iter().enumerate() {
             if !input.fits(&rule.logsource) {
