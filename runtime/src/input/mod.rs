@@ -16,6 +16,7 @@
 //! The accepted inputs and the damage rules are described for users in `docs/input.md`.
 
 mod discover;
+mod inflate;
 mod pool;
 mod reader;
 mod scan;

@@ -84,6 +84,34 @@ pub fn rescan_line(file: &str, data: &[u8], span: &RecordSpan) -> (Vec<RecordSpa
     )
 }
 
+/// Compressed files up to this size are decompressed in one call.
+const INFLATE_WHOLE_COMPRESSED: u64 = 16 << 20;
+/// ... when they say they decompress to at most this.
+const INFLATE_WHOLE_SIZE: usize = 64 << 20;
+
+struct Inflated {
+    data: Vec<u8>,
+    compressed: u64,
+}
+
+/// A small gzip file decompressed in one call ([`super::inflate`]), or
+/// `None` — and the caller streams the file from its start instead. Leaves
+/// the file at an unspecified position.
+fn inflate_whole(file: &mut File) -> Option<Inflated> {
+    let len = file.metadata().ok()?.len();
+    if !(18..=INFLATE_WHOLE_COMPRESSED).contains(&len) {
+        return None;
+    }
+    file.seek(SeekFrom::Start(0)).ok()?;
+    let mut compressed = Vec::with_capacity(len as usize);
+    file.read_to_end(&mut compressed).ok()?;
+    let data = super::inflate::gzip_one_member(&compressed, INFLATE_WHOLE_SIZE)?;
+    Some(Inflated {
+        data,
+        compressed: compressed.len() as u64,
+    })
+}
+
 /// Reads up to the two bytes of the gzip magic (fewer at end of input).
 fn read_magic(reader: &mut impl Read, name: &str) -> Result<Vec<u8>, Damage> {
     let mut magic = [0u8; 2];
@@ -161,6 +189,11 @@ impl RecordReader {
                     return Err(Damage::whole_file(&name, "is a directory"));
                 }
                 let magic = read_magic(&mut file, &name)?;
+                if magic == GZIP_MAGIC {
+                    if let Some(inflated) = inflate_whole(&mut file) {
+                        return Ok(RecordReader::assemble_inflated(name, inflated));
+                    }
+                }
                 // A regular file is rewound rather than chained behind the sniffed bytes, so
                 // plain files are read straight into the buffer (no wrapper in between).
                 if file.seek(SeekFrom::Start(0)).is_ok() {
@@ -193,6 +226,15 @@ impl RecordReader {
         let magic = read_magic(&mut reader, &name)?;
         let gzip = magic == GZIP_MAGIC;
         Ok(RecordReader::assemble(name, magic, reader, gzip))
+    }
+
+    /// A gzip file already decompressed whole by [`inflate_whole`].
+    fn assemble_inflated(name: String, inflated: Inflated) -> RecordReader {
+        let mut reader = RecordReader::assemble(name, Vec::new(), io::empty(), false);
+        reader.src = Box::new(Cursor::new(inflated.data));
+        reader.gzip = true;
+        reader.raw_count = Some(Arc::new(AtomicU64::new(inflated.compressed)));
+        reader
     }
 
     /// `prefix`: bytes already read from `reader` (the sniffed magic), to be read first.

@@ -250,6 +250,45 @@ fn gzip_file_is_detected_by_magic_bytes() {
     );
 }
 
+/// A small gzip file is decompressed in one call; whatever the file holds,
+/// the records and the damage are exactly what streaming it gives.
+#[test]
+fn a_gzip_file_decompressed_whole_reads_as_when_streamed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ndjson, _) = many_records(3_000);
+    let records_doc = br#"{"Records":[{"a":1},{"b":2},{"c":[1,2,3]}]}"#.to_vec();
+    let damaged = b"{\"a\":1}\n{\"b\":\n{\"c\":3}\n".to_vec();
+    let mut two_members = gzip(b"{\"a\":1}\n");
+    two_members.extend(gzip(b"{\"b\":2}\n"));
+    let whole = gzip(&ndjson);
+    let truncated = whole[..whole.len() / 2].to_vec();
+    let mut wrong_size = gzip(&records_doc);
+    let n = wrong_size.len();
+    wrong_size[n - 4..].copy_from_slice(&7u32.to_le_bytes());
+    let mut trailing = gzip(&records_doc);
+    trailing.extend_from_slice(b"garbage");
+    let cases: [(&str, Vec<u8>); 7] = [
+        ("ndjson", whole),
+        ("records", gzip(&records_doc)),
+        ("damaged", gzip(&damaged)),
+        ("two-members", two_members),
+        ("truncated", truncated),
+        ("wrong-size", wrong_size),
+        ("trailing", trailing),
+    ];
+    for (label, bytes) in cases {
+        let path = dir.path().join(format!("{label}.json.gz"));
+        fs::write(&path, &bytes).unwrap();
+        let name = path.display().to_string();
+        let opened = RecordReader::open(&InputSource::File(path.clone())).unwrap();
+        assert!(opened.is_gzip(), "{label}");
+        let streamed = RecordReader::from_reader(name, fs::File::open(&path).unwrap()).unwrap();
+        let (a, b) = (collect(opened, 1 << 20), collect(streamed, 1 << 20));
+        assert_eq!(a.recs, b.recs, "{label}");
+        assert_eq!(a.damage, b.damage, "{label}");
+    }
+}
+
 #[test]
 fn batch_counts_bytes() {
     let text = b"{\"a\":1}\n{\"b\":2}\n";
