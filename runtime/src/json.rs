@@ -337,6 +337,10 @@ pub fn check_utf8(record: &[u8], non_ascii: bool) -> Result<(), JsonError> {
 
 /// The record as text, or where its UTF-8 breaks.
 pub fn record_text(record: &[u8]) -> Result<&str, JsonError> {
+    if crate::bytes::is_ascii(record) {
+        // SAFETY: ASCII is UTF-8.
+        return Ok(unsafe { std::str::from_utf8_unchecked(record) });
+    }
     std::str::from_utf8(record).map_err(|e| JsonError {
         offset: e.valid_up_to(),
         reason: "invalid UTF-8",
