@@ -146,11 +146,17 @@ pub fn event(
     dropped: &mut Dropped,
     batch: &mut EventBatch,
 ) {
+    // The matcher has read this record, so its UTF-8 is valid: this cannot
+    // fail, and values are then slices of its text.
+    let Ok(record_text) = sigil_runtime::json::record_text(record) else {
+        dropped.no_time += 1;
+        return;
+    };
     // Path order: time, tie-break key, group-by fields, value fields.
     let text = |i: usize| {
         feed.paths
             .get(i)
-            .and_then(|&id| matcher.first_text(record, id))
+            .and_then(|&id| matcher.first_text(record_text, id))
     };
     let Some(time_ms) = text(0).as_deref().and_then(parse_time_ms) else {
         dropped.no_time += 1;

@@ -607,12 +607,14 @@ impl Matcher<'_> {
     /// After [`Matcher::matches`] reported at least one rule for `record`
     /// (so the record was parsed): the text of the first non-null value at
     /// path `id` (from [`Program::read_also`]).
-    pub fn first_text<'r>(&self, record: &'r [u8], id: usize) -> Option<Cow<'r, str>> {
+    /// `record` is the record's text ([`json::record_text`]), so that values
+    /// are slices of it with no UTF-8 check each.
+    pub fn first_text<'r>(&self, record: &'r str, id: usize) -> Option<Cow<'r, str>> {
         self.extracted
             .values
             .get(id)?
             .iter()
-            .find_map(|v| v.text(record))
+            .find_map(|v| v.text_in(record))
     }
 
     /// Evaluates one rule and explains the verdict: which tests held and
