@@ -883,8 +883,12 @@ struct Ctx<'r> {
 /// it once spares an allocation and a UTF-8 check per test.
 #[derive(Default)]
 struct Folds {
-    /// `slots[path][value]`: where the folded text is in `arena`.
+    /// `slots[path][value]`: where the folded text is in `arena`; a path's
+    /// list is filled on its first fold in a record.
     slots: Vec<Vec<Fold>>,
+    /// Paths whose list was filled for this record: only those are cleared
+    /// for the next (a record has dozens of paths; a few are folded).
+    filled: Vec<usize>,
     arena: String,
 }
 
@@ -898,10 +902,13 @@ enum Fold {
 impl Folds {
     fn reset(&mut self, ex: &Extracted) {
         self.arena.clear();
-        self.slots.resize_with(ex.values.len(), Vec::new);
-        for (slot, vals) in self.slots.iter_mut().zip(&ex.values) {
-            slot.clear();
-            slot.resize(vals.len(), Fold::Unknown);
+        for p in self.filled.drain(..) {
+            if let Some(slot) = self.slots.get_mut(p) {
+                slot.clear();
+            }
+        }
+        if self.slots.len() != ex.values.len() {
+            self.slots.resize_with(ex.values.len(), Vec::new);
         }
     }
 }
@@ -910,8 +917,20 @@ impl Ctx<'_> {
     /// Does `f` hold for the folded text of value `i` at `path`? False for null.
     fn with_folded(&self, path: usize, i: usize, v: &Val, f: impl FnOnce(&str) -> bool) -> bool {
         let mut folds = self.folds.borrow_mut();
-        let Folds { slots, arena } = &mut *folds;
-        let Some(slot) = slots.get_mut(path).and_then(|s| s.get_mut(i)) else {
+        let Folds {
+            slots,
+            filled,
+            arena,
+        } = &mut *folds;
+        let values = self.ex.values.get(path).map_or(0, Vec::len);
+        let Some(list) = slots.get_mut(path) else {
+            return v.text_in(self.record).is_some_and(|t| f(&text::fold(&t)));
+        };
+        if list.is_empty() && values > 0 {
+            list.resize(values, Fold::Unknown);
+            filled.push(path);
+        }
+        let Some(slot) = list.get_mut(i) else {
             return v.text_in(self.record).is_some_and(|t| f(&text::fold(&t)));
         };
         if let Fold::Unknown = slot {
