@@ -27,42 +27,63 @@ impl Drop for Decompressor {
     }
 }
 
+/// The decompressed size a gzip member's trailer states (ISIZE: modulo 2^32).
+pub(crate) fn stated_size(gz: &[u8]) -> Option<usize> {
+    gz.last_chunk::<4>()
+        .map(|t| u32::from_le_bytes(*t) as usize)
+}
+
 /// Decompresses `gz`, which must be exactly one gzip member whose trailer
 /// says it decompresses to at most `limit` bytes. `None` when it is not (a
 /// second member, trailing bytes, damage, a larger size): the caller then
 /// streams the file, which reads every member and reports damage exactly.
 pub(crate) fn gzip_one_member(gz: &[u8], limit: usize) -> Option<Vec<u8>> {
-    let trailer = gz.last_chunk::<4>()?;
-    // ISIZE: the decompressed size modulo 2^32.
-    let size = u32::from_le_bytes(*trailer) as usize;
-    if size > limit {
-        return None;
-    }
-    let mut out = vec![0u8; size];
+    let mut out = Vec::new();
+    gzip_one_member_into(gz, limit, &mut out).then_some(out)
+}
+
+/// As [`gzip_one_member`], appending to `out` (which keeps its length when
+/// this fails). No byte of `out` is zeroed first: libdeflate writes into its
+/// spare capacity.
+pub(crate) fn gzip_one_member_into(gz: &[u8], limit: usize, out: &mut Vec<u8>) -> bool {
+    let Some(size) = stated_size(gz).filter(|&n| n <= limit) else {
+        return false;
+    };
+    out.reserve(size);
     thread_local! {
         static DECOMPRESSOR: Option<std::cell::RefCell<Decompressor>> =
             Decompressor::new().map(std::cell::RefCell::new);
     }
-    let (consumed, written) = DECOMPRESSOR.with(|d| {
+    let done = DECOMPRESSOR.with(|d| {
         let mut d = d.as_ref()?.try_borrow_mut().ok()?;
         let (mut consumed, mut written) = (0usize, 0usize);
-        // SAFETY: the decompressor is live and used by this thread alone; the
-        // input and output pointers and lengths describe live slices, which
-        // libdeflate reads and writes only within.
+        let spare = out.spare_capacity_mut();
+        // SAFETY: the decompressor is live and used by this thread alone;
+        // the input slice is live, and libdeflate writes at most
+        // `spare.len()` bytes into the output, which is `out`'s unused
+        // capacity.
         let result = unsafe {
             libdeflate_gzip_decompress_ex(
                 d.0.as_mut(),
                 gz.as_ptr().cast(),
                 gz.len(),
-                out.as_mut_ptr().cast(),
-                out.len(),
+                spare.as_mut_ptr().cast(),
+                size.min(spare.len()),
                 &mut consumed,
                 &mut written,
             )
         };
         (result == libdeflate_result_LIBDEFLATE_SUCCESS).then_some((consumed, written))
-    })?;
-    (consumed == gz.len() && written == size).then_some(out)
+    });
+    match done {
+        Some((consumed, written)) if consumed == gz.len() && written == size => {
+            // SAFETY: libdeflate initialised the `written` bytes after the
+            // current length, within the reserved capacity.
+            unsafe { out.set_len(out.len() + written) };
+            true
+        }
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -106,5 +127,12 @@ mod tests {
         corrupt[one.len() / 2] ^= 0x55;
         assert_eq!(gzip_one_member(&corrupt, 1 << 20), None, "corrupt");
         assert_eq!(gzip_one_member(b"", 1 << 20), None);
+        // Appending keeps what the buffer held, and a failure leaves it as it was.
+        let mut out = b"kept".to_vec();
+        assert!(gzip_one_member_into(&one, 1 << 20, &mut out));
+        assert_eq!(&out[..4], b"kept");
+        assert_eq!(&out[4..], &text[..]);
+        assert!(!gzip_one_member_into(&two, 1 << 20, &mut out));
+        assert_eq!(out.len(), 4 + text.len());
     }
 }

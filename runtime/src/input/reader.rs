@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use flate2::read::MultiGzDecoder;
 
+use super::inflate;
 use super::scan::{self, Scanner, Span};
 use super::{BufferPool, Damage, InputSource, MAX_RECORD_BYTES, READ_SIZE};
 
@@ -89,15 +90,10 @@ const INFLATE_WHOLE_COMPRESSED: u64 = 16 << 20;
 /// ... when they say they decompress to at most this.
 const INFLATE_WHOLE_SIZE: usize = 64 << 20;
 
-struct Inflated {
-    data: Vec<u8>,
-    compressed: u64,
-}
-
-/// A small gzip file decompressed in one call ([`super::inflate`]), or
-/// `None` — and the caller streams the file from its start instead. Leaves
-/// the file at an unspecified position.
-fn inflate_whole(file: &mut File) -> Option<Inflated> {
+/// A gzip file of at most [`INFLATE_WHOLE_COMPRESSED`] bytes, read whole;
+/// `None` for a larger one (streamed from the file instead). Leaves the file
+/// at an unspecified position.
+fn read_small(file: &mut File) -> Option<Vec<u8>> {
     let len = file.metadata().ok()?.len();
     if !(18..=INFLATE_WHOLE_COMPRESSED).contains(&len) {
         return None;
@@ -105,11 +101,7 @@ fn inflate_whole(file: &mut File) -> Option<Inflated> {
     file.seek(SeekFrom::Start(0)).ok()?;
     let mut compressed = Vec::with_capacity(len as usize);
     file.read_to_end(&mut compressed).ok()?;
-    let data = super::inflate::gzip_one_member(&compressed, INFLATE_WHOLE_SIZE)?;
-    Some(Inflated {
-        data,
-        compressed: compressed.len() as u64,
-    })
+    Some(compressed)
 }
 
 /// Reads up to the two bytes of the gzip magic (fewer at end of input).
@@ -148,6 +140,8 @@ impl<R: Read> Read for Counting<R> {
 pub struct RecordReader {
     name: String,
     src: Box<dyn Read + Send>,
+    /// A small gzip file read whole, not yet decompressed.
+    pending_gzip: Option<Vec<u8>>,
     gzip: bool,
     /// Raw bytes read, for compressed input (otherwise raw = decompressed bytes).
     raw_count: Option<Arc<AtomicU64>>,
@@ -190,8 +184,8 @@ impl RecordReader {
                 }
                 let magic = read_magic(&mut file, &name)?;
                 if magic == GZIP_MAGIC {
-                    if let Some(inflated) = inflate_whole(&mut file) {
-                        return Ok(RecordReader::assemble_inflated(name, inflated));
+                    if let Some(compressed) = read_small(&mut file) {
+                        return Ok(RecordReader::assemble_gzip_in_memory(name, compressed));
                     }
                 }
                 // A regular file is rewound rather than chained behind the sniffed bytes, so
@@ -228,13 +222,47 @@ impl RecordReader {
         Ok(RecordReader::assemble(name, magic, reader, gzip))
     }
 
-    /// A gzip file already decompressed whole by [`inflate_whole`].
-    fn assemble_inflated(name: String, inflated: Inflated) -> RecordReader {
+    /// A small gzip file, read whole: decompressed in one call on the first
+    /// read ([`RecordReader::start_gzip`]).
+    fn assemble_gzip_in_memory(name: String, compressed: Vec<u8>) -> RecordReader {
         let mut reader = RecordReader::assemble(name, Vec::new(), io::empty(), false);
-        reader.src = Box::new(Cursor::new(inflated.data));
         reader.gzip = true;
-        reader.raw_count = Some(Arc::new(AtomicU64::new(inflated.compressed)));
+        reader.raw_count = Some(Arc::new(AtomicU64::new(0)));
+        reader.pending_gzip = Some(compressed);
         reader
+    }
+
+    /// Decompresses a gzip file held in memory: in one call to libdeflate
+    /// when it is exactly one member — straight into the read buffer when it
+    /// fits one read, else into a buffer read from like a file — and
+    /// otherwise (several members, trailing bytes, damage, a large size) by
+    /// streaming it with flate2, which reads every member and reports damage
+    /// at the exact point where decompression fails.
+    fn start_gzip(&mut self, compressed: Vec<u8>) {
+        let count = self.raw_count.clone().unwrap_or_default();
+        let len = compressed.len() as u64;
+        if self.buf.is_empty() {
+            let old = self.buf.len();
+            if inflate::gzip_one_member_into(&compressed, self.read_size, &mut self.buf) {
+                count.store(len, Ordering::Relaxed);
+                self.bytes_since += (self.buf.len() - old) as u64;
+                self.eof = true;
+                return;
+            }
+        }
+        if let Some(data) = inflate::gzip_one_member(&compressed, INFLATE_WHOLE_SIZE) {
+            count.store(len, Ordering::Relaxed);
+            self.src = Box::new(Cursor::new(data));
+            return;
+        }
+        let raw = Counting {
+            inner: Cursor::new(compressed),
+            count,
+        };
+        self.src = Box::new(MultiGzDecoder::new(BufReader::with_capacity(
+            256 << 10,
+            raw,
+        )));
     }
 
     /// `prefix`: bytes already read from `reader` (the sniffed magic), to be read first.
@@ -263,6 +291,7 @@ impl RecordReader {
             scanner: Scanner::new(name.clone(), MAX_RECORD_BYTES as u64),
             name,
             src,
+            pending_gzip: None,
             gzip,
             raw_count,
             raw_reported: 0,
@@ -392,6 +421,16 @@ impl RecordReader {
             if let Some(pool) = &self.pool {
                 // A file's first buffer: reused too (an S3 tree is a thousand small files).
                 self.buf = pool.take(self.capacity_hint);
+            }
+        }
+        if let Some(compressed) = self.pending_gzip.take() {
+            self.start_gzip(compressed);
+            if self.eof {
+                #[cfg(test)]
+                {
+                    self.peak_buffer = self.peak_buffer.max(self.buf.capacity());
+                }
+                return;
             }
         }
         let old = self.buf.len();
