@@ -1,16 +1,44 @@
 //! Byte scanning shared by the record reader and the field extractor.
 
-/// Index of the first `"`, `\` or control byte (< 0x20) in `s`, or `s.len()`. ORs the bytes
-/// looked at into `seen` (its 0x80 bits tell whether any byte before the match was non-ASCII;
-/// bytes after the match may be included, which only costs a needless UTF-8 check).
-#[inline]
-pub(crate) fn find_string_special(s: &[u8], seen: &mut u64) -> usize {
-    #[cfg(target_arch = "x86_64")]
-    if s.len() >= 32 && avx2() {
-        // SAFETY: AVX2 is present (checked at run time).
-        return unsafe { find_string_special_avx2(s, seen) };
+/// How strings are searched: the portable word-at-a-time search, or 32
+/// bytes at a time with AVX2, inlined into a walk compiled for AVX2.
+pub(crate) trait StringSearch: Copy {
+    /// Index of the first `"`, `\` or control byte (< 0x20) in `s`, or
+    /// `s.len()`. ORs the bytes looked at into `seen` (its 0x80 bits tell
+    /// whether any byte before the match was non-ASCII; bytes after the
+    /// match may be included, which only costs a needless UTF-8 check).
+    fn find_special(self, s: &[u8], seen: &mut u64) -> usize;
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct Portable;
+
+impl StringSearch for Portable {
+    #[inline(always)]
+    fn find_special(self, s: &[u8], seen: &mut u64) -> usize {
+        find_string_special_swar(s, seen)
     }
-    find_string_special_swar(s, seen)
+}
+
+/// Proof that this CPU has AVX2: made only by [`Avx2::detect`].
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(crate) struct Avx2(());
+
+#[cfg(target_arch = "x86_64")]
+impl Avx2 {
+    pub(crate) fn detect() -> Option<Avx2> {
+        std::arch::is_x86_feature_detected!("avx2").then_some(Avx2(()))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl StringSearch for Avx2 {
+    #[inline(always)]
+    fn find_special(self, s: &[u8], seen: &mut u64) -> usize {
+        // SAFETY: an `Avx2` exists only where AVX2 was detected.
+        unsafe { find_string_special_avx2_inline(s, seen) }
+    }
 }
 
 /// Whether this CPU has AVX2 (std caches the answer).
@@ -20,18 +48,10 @@ fn avx2() -> bool {
     std::arch::is_x86_feature_detected!("avx2")
 }
 
-/// 32 bytes per step: most CloudTrail strings end within the first step,
-/// where the portable version needs four.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn find_string_special_avx2(s: &[u8], seen: &mut u64) -> usize {
-    // SAFETY: this function runs only with AVX2 enabled.
-    unsafe { find_string_special_avx2_inline(s, seen) }
-}
-
-/// The body of the AVX2 search, for inlining into a caller compiled for
-/// AVX2 (the field extractor's walk), where a call per string would cost
-/// more than the search.
+/// 32 bytes per step (most CloudTrail strings end within the first step,
+/// where the portable search needs four), for inlining into a caller
+/// compiled for AVX2 (the field walk, the record reader's scanner), where a
+/// call per string would cost more than the search.
 ///
 /// # Safety
 /// The CPU must have AVX2.
@@ -146,6 +166,7 @@ mod tests {
 
     /// The vector and portable searches agree on every position and on
     /// whether a non-ASCII byte came before the match.
+    #[cfg(target_arch = "x86_64")]
     #[test]
     fn both_searches_agree() {
         let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -169,8 +190,11 @@ mod tests {
                 })
                 .collect();
             let (mut seen_fast, mut seen_swar) = (0u64, 0u64);
-            let fast = find_string_special(&s, &mut seen_fast);
-            let swar = find_string_special_swar(&s, &mut seen_swar);
+            let Some(avx2) = Avx2::detect() else {
+                return;
+            };
+            let fast = avx2.find_special(&s, &mut seen_fast);
+            let swar = Portable.find_special(&s, &mut seen_swar);
             assert_eq!(fast, swar, "{s:?}");
             let expected = s[..fast].iter().any(|&b| b >= 0x80);
             for seen in [seen_fast, seen_swar] {

@@ -10,6 +10,10 @@
 
 use std::borrow::Cow;
 
+#[cfg(target_arch = "x86_64")]
+use crate::bytes::Avx2;
+use crate::bytes::{Portable, StringSearch};
+
 /// Deepest nesting a record may have.
 pub const MAX_DEPTH: usize = 512;
 
@@ -375,43 +379,6 @@ enum Expect {
     Key,
     /// `,` or the close of the innermost container.
     After,
-}
-
-/// How strings are searched: the portable word-at-a-time search, or 32
-/// bytes at a time with AVX2, inlined into a walk compiled for AVX2.
-trait StringSearch: Copy {
-    fn find_special(self, s: &[u8], seen: &mut u64) -> usize;
-}
-
-#[derive(Clone, Copy)]
-struct Portable;
-
-impl StringSearch for Portable {
-    #[inline(always)]
-    fn find_special(self, s: &[u8], seen: &mut u64) -> usize {
-        crate::bytes::find_string_special(s, seen)
-    }
-}
-
-/// Proof that this CPU has AVX2: made only by [`Avx2::detect`].
-#[cfg(target_arch = "x86_64")]
-#[derive(Clone, Copy)]
-struct Avx2(());
-
-#[cfg(target_arch = "x86_64")]
-impl Avx2 {
-    fn detect() -> Option<Avx2> {
-        std::arch::is_x86_feature_detected!("avx2").then_some(Avx2(()))
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-impl StringSearch for Avx2 {
-    #[inline(always)]
-    fn find_special(self, s: &[u8], seen: &mut u64) -> usize {
-        // SAFETY: an `Avx2` exists only where AVX2 was detected.
-        unsafe { crate::bytes::find_string_special_avx2_inline(s, seen) }
-    }
 }
 
 /// The walk compiled for AVX2, so that the string search inlines into it.

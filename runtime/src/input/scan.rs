@@ -10,7 +10,9 @@
 use memchr::memchr;
 use memchr::memmem;
 
-use crate::bytes::find_string_special;
+#[cfg(target_arch = "x86_64")]
+use crate::bytes::Avx2;
+use crate::bytes::{Portable, StringSearch};
 
 use super::{Damage, MAX_DEPTH};
 
@@ -126,6 +128,13 @@ pub(crate) struct Scanner {
     /// Where the last line taken whole ended (so a line start is known even
     /// when the buffer begins there); 0 at the start of the stream.
     line_taken_until: u64,
+}
+
+/// The scanner compiled for AVX2, so that the string search inlines into it.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn feed_avx2(s: &mut Scanner, search: Avx2, buf: &[u8], base: u64, stop_at: u64) -> bool {
+    s.feed_with(search, buf, base, stop_at)
 }
 
 #[inline]
@@ -249,6 +258,24 @@ impl Scanner {
     /// Scans `buf[self.pos - base..]`, where `buf[0]` is at absolute offset `base`. Returns true
     /// when it stopped early because a record ending at or after `stop_at` was completed.
     pub(crate) fn feed(&mut self, buf: &[u8], base: u64, stop_at: u64) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(avx2) = Avx2::detect() {
+            // SAFETY: `feed_avx2` needs AVX2, which `detect` found.
+            return unsafe { feed_avx2(self, avx2, buf, base, stop_at) };
+        }
+        self.feed_with(Portable, buf, base, stop_at)
+    }
+
+    /// [`Scanner::feed`] with a string search; inlined into a caller compiled
+    /// for the search's CPU features.
+    #[inline(always)]
+    fn feed_with<S: StringSearch>(
+        &mut self,
+        search: S,
+        buf: &[u8],
+        base: u64,
+        stop_at: u64,
+    ) -> bool {
         let n = buf.len();
         let mut i = self.pos.saturating_sub(base) as usize;
         let mut stopped = false;
@@ -261,7 +288,7 @@ impl Scanner {
                     // simple escapes, which is most of a CloudTrail record.
                     loop {
                         let mut seen = 0;
-                        i += find_string_special(&buf[i..], &mut seen);
+                        i += search.find_special(&buf[i..], &mut seen);
                         if seen & 0x8080_8080_8080_8080 != 0 {
                             self.rec_non_ascii = true;
                         }
