@@ -1,0 +1,102 @@
+//! The field walk's verdict on a record — one valid JSON object or not —
+//! agrees with serde_json's on thousands of byte-level mutations of real
+//! CloudTrail records. The walk decides what a scan reports as damage, so
+//! it must neither accept what is not JSON nor refuse what is.
+
+use std::path::PathBuf;
+
+use sigil_runtime::json;
+
+fn real_records() -> Vec<Vec<u8>> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/corpus/cloudtrail-real/panther-analysis");
+    let mut out = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    entries.sort();
+    for p in entries {
+        if p.to_string_lossy().ends_with(".normalized.ndjson") {
+            let text = std::fs::read(&p).unwrap_or_default();
+            out.extend(
+                text.split(|&b| b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(<[u8]>::to_vec),
+            );
+        }
+    }
+    out
+}
+
+/// serde_json's verdict, or `None` when it is not comparable (its
+/// recursion limit, or an unpaired surrogate escape, which JSON's grammar
+/// allows and serde_json refuses).
+fn serde_verdict(bytes: &[u8]) -> Option<bool> {
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(v) => Some(v.is_object()),
+        Err(e) => {
+            let msg = e.to_string();
+            if msg.contains("recursion limit") || msg.contains("surrogate") {
+                None
+            } else {
+                Some(false)
+            }
+        }
+    }
+}
+
+#[test]
+fn walk_and_serde_json_agree_on_mutated_records() {
+    let records = real_records();
+    assert!(records.len() > 50, "{} records", records.len());
+    let mut state = 0x0123_4567_89ab_cdefu64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let bytes = [
+        b'"', b'\\', b'{', b'}', b'[', b']', b':', b',', b' ', b'\n', b'0', b'-', b'e', b'.', b'u',
+        b'n', b't', b'f', 0x00, 0x1f, 0x7f, 0x80, 0xc3, 0xe9, 0xff,
+    ];
+    let (mut compared, mut valid, mut invalid) = (0, 0, 0);
+    for round in 0..30_000 {
+        let mut r = records[(next() as usize) % records.len()].clone();
+        for _ in 0..1 + next() % 3 {
+            if r.is_empty() {
+                break;
+            }
+            let at = (next() as usize) % r.len();
+            let b = bytes[(next() as usize) % bytes.len()];
+            match next() % 3 {
+                0 => r[at] = b,
+                1 => r.insert(at, b),
+                _ => {
+                    r.remove(at);
+                }
+            }
+        }
+        let Some(expected) = serde_verdict(&r) else {
+            continue;
+        };
+        let got = json::validate(&r).is_ok();
+        assert_eq!(
+            got,
+            expected,
+            "round {round}: {}",
+            String::from_utf8_lossy(&r)
+        );
+        compared += 1;
+        if got {
+            valid += 1;
+        } else {
+            invalid += 1;
+        }
+    }
+    // Both verdicts occur often enough for the comparison to mean something.
+    assert!(
+        compared > 25_000 && valid > 2_000 && invalid > 10_000,
+        "{compared} {valid} {invalid}"
+    );
+}
