@@ -949,6 +949,32 @@ impl Ctx<'_> {
         }
     }
 
+    /// As [`Ctx::any_folded`], but a value whose text is ASCII is tested by
+    /// `ascii` on its text as it is, when `ascii` can decide without folding
+    /// (ASCII text folds exactly as `eq_ignore_ascii_case` compares): most
+    /// values, and folding them meant a copy each.
+    fn any_text_ci(
+        &self,
+        path: Option<usize>,
+        values: &[Val],
+        folded: impl Fn(&str) -> bool,
+        ascii: impl Fn(&str) -> Option<bool>,
+    ) -> bool {
+        values.iter().enumerate().any(|(i, v)| {
+            if let Some(Cow::Borrowed(t)) = v.text_in(self.record) {
+                if let Some(verdict) = t.is_ascii().then(|| ascii(t)).flatten() {
+                    return verdict;
+                }
+            }
+            match path {
+                Some(p) => self.with_folded(p, i, v, &folded),
+                None => v
+                    .text_in(self.record)
+                    .is_some_and(|t| folded(&text::fold(&t))),
+            }
+        })
+    }
+
     /// Does `f` hold for the folded text of some value at `path`?
     fn any_folded(&self, path: Option<usize>, values: &[Val], f: impl Fn(&str) -> bool) -> bool {
         match path {
@@ -1028,9 +1054,12 @@ fn test(check: &CCheck, path: Option<usize>, values: &[Val], ctx: &Ctx<'_>) -> b
     match check {
         CCheck::Null => values.iter().all(|v| *v == Val::Null),
         CCheck::Exists => values.iter().any(|v| *v != Val::Null),
-        CCheck::Str(m) if !m.cased && !matches!(m.kind, StrKind::Glob(_)) => {
-            ctx.any_folded(path, values, |t| text::str_match(m, t))
-        }
+        CCheck::Str(m) if !m.cased && !matches!(m.kind, StrKind::Glob(_)) => ctx.any_text_ci(
+            path,
+            values,
+            |t| text::str_match(m, t),
+            |t| text::ascii_str_match(m, t),
+        ),
         CCheck::StrIn { set, cased: false } => ctx.any_folded(path, values, |t| set.contains(t)),
         CCheck::Contains {
             finder,

@@ -53,6 +53,21 @@ pub fn str_match(m: &StrMatch, text: &str) -> bool {
     }
 }
 
+/// [`str_match`] of a case-insensitive match (its pattern already folded)
+/// on ASCII text that has not been folded, when it can be decided without
+/// folding: equality, prefix and suffix compare ignoring ASCII case, which
+/// is exactly how ASCII text folds. `None` for other shapes.
+pub fn ascii_str_match(m: &StrMatch, ascii_text: &str) -> Option<bool> {
+    let t = ascii_text.as_bytes();
+    let ci = |a: &[u8], b: &str| a.eq_ignore_ascii_case(b.as_bytes());
+    match &m.kind {
+        StrKind::Exact(s) => Some(ci(t, s)),
+        StrKind::Prefix(s) => Some(t.len() >= s.len() && ci(&t[..s.len()], s)),
+        StrKind::Suffix(s) => Some(t.len() >= s.len() && ci(&t[t.len() - s.len()..], s)),
+        StrKind::Contains(_) | StrKind::Glob(_) => None,
+    }
+}
+
 /// Wildcard match over characters; `*` backtracks to the latest star only,
 /// which is linear-ish and never exponential.
 pub fn glob(pieces: &[GlobPiece], text: &str) -> bool {
@@ -374,6 +389,47 @@ mod tests {
             Some(1_706_739_303_000)
         );
         assert_eq!(parse_time_ms("yesterday"), None);
+    }
+
+    #[test]
+    fn ascii_matches_agree_with_folded_ones() {
+        let texts = [
+            "AssumedRole",
+            "assumedrole",
+            "ASSUMED",
+            "Role",
+            "",
+            "x-AMZ",
+            "é",
+            "K",
+        ];
+        let patterns = [
+            "assumedrole",
+            "assumed",
+            "role",
+            "",
+            "x-amz",
+            "é",
+            "k",
+            "\u{212a}",
+        ];
+        for t in texts.iter().filter(|t| t.is_ascii()) {
+            for p in patterns {
+                let shapes = [
+                    StrKind::Exact(p.into()),
+                    StrKind::Prefix(p.into()),
+                    StrKind::Suffix(p.into()),
+                ];
+                for kind in shapes {
+                    let m = StrMatch { kind, cased: false };
+                    assert_eq!(
+                        ascii_str_match(&m, t),
+                        Some(str_match(&m, &fold(t))),
+                        "{t} {m:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
