@@ -398,11 +398,17 @@ struct Interner {
     ends: Vec<u64>,
     /// Hash table of ids + 1 (0 = empty), linear probing.
     slots: Vec<u32>,
+    /// Randomly keyed: the texts are group-by values from the logs, and
+    /// with a hash known in advance crafted values could all collide,
+    /// making every intern a walk through the whole table.
+    hasher: std::hash::RandomState,
 }
 
-fn hash_bytes(text: &[u8]) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-    BuildHasherDefault::<DefaultHasher>::default().hash_one(text)
+impl Interner {
+    fn hash(&self, text: &[u8]) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(text)
+    }
 }
 
 impl Interner {
@@ -419,7 +425,7 @@ impl Interner {
             self.rehash((self.slots.len() * 2).max(64));
         }
         let mask = self.slots.len() - 1;
-        let mut i = hash_bytes(text) as usize & mask;
+        let mut i = self.hash(text) as usize & mask;
         loop {
             match self.slots[i] {
                 0 => break,
@@ -450,7 +456,7 @@ impl Interner {
         self.slots = vec![0; size];
         let mask = size - 1;
         for id in 0..self.ends.len() as u32 {
-            let mut i = hash_bytes(self.get(id)) as usize & mask;
+            let mut i = self.hash(self.get(id)) as usize & mask;
             while self.slots[i] != 0 {
                 i = (i + 1) & mask;
             }
