@@ -27,6 +27,7 @@ pub(crate) struct Avx2(());
 
 #[cfg(target_arch = "x86_64")]
 impl Avx2 {
+    /// (std caches the answer, so asking per record costs a load.)
     pub(crate) fn detect() -> Option<Avx2> {
         std::arch::is_x86_feature_detected!("avx2").then_some(Avx2(()))
     }
@@ -39,13 +40,6 @@ impl StringSearch for Avx2 {
         // SAFETY: an `Avx2` exists only where AVX2 was detected.
         unsafe { find_string_special_avx2_inline(s, seen) }
     }
-}
-
-/// Whether this CPU has AVX2 (std caches the answer).
-#[cfg(target_arch = "x86_64")]
-#[inline]
-fn avx2() -> bool {
-    std::arch::is_x86_feature_detected!("avx2")
 }
 
 /// 32 bytes per step (most CloudTrail strings end within the first step,
@@ -91,7 +85,7 @@ pub(crate) unsafe fn find_string_special_avx2_inline(s: &[u8], seen: &mut u64) -
 #[inline]
 pub(crate) fn is_ascii(s: &[u8]) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if s.len() >= 64 && avx2() {
+    if s.len() >= 64 && Avx2::detect().is_some() {
         // SAFETY: AVX2 is present (checked at run time).
         return unsafe { is_ascii_avx2(s) };
     }
