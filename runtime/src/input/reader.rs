@@ -85,10 +85,13 @@ pub fn rescan_line(file: &str, data: &[u8], span: &RecordSpan) -> (Vec<RecordSpa
     )
 }
 
-/// Compressed files up to this size are decompressed in one call.
-const INFLATE_WHOLE_COMPRESSED: u64 = 16 << 20;
-/// ... when they say they decompress to at most this.
-const INFLATE_WHOLE_SIZE: usize = 64 << 20;
+/// Gzip files of at most this size are read whole and decompressed in one
+/// call, when they say they decompress to at most [`INFLATE_WHOLE_SIZE`]:
+/// CloudTrail's files are far smaller. Together the two bound what a reader
+/// holds for a file at once (each reader thread reads one file at a time).
+const INFLATE_WHOLE_COMPRESSED: u64 = 8 << 20;
+/// See [`INFLATE_WHOLE_COMPRESSED`].
+const INFLATE_WHOLE_SIZE: usize = 32 << 20;
 
 /// A gzip file of at most [`INFLATE_WHOLE_COMPRESSED`] bytes, read whole;
 /// `None` for a larger one (streamed from the file instead). Leaves the file
@@ -136,7 +139,9 @@ impl<R: Read> Read for Counting<R> {
 /// Streams one input and splits it into records; see the module docs.
 ///
 /// Memory is bounded by the batch size, [`MAX_RECORD_BYTES`] (or the limit set with
-/// [`RecordReader::with_max_record_bytes`]) and a few [`READ_SIZE`] buffers.
+/// [`RecordReader::with_max_record_bytes`]), a few [`READ_SIZE`] buffers, and for a small
+/// gzip file decompressed whole, its compressed and decompressed bytes (at most 8 and
+/// 32 MiB).
 pub struct RecordReader {
     name: String,
     src: Box<dyn Read + Send>,
