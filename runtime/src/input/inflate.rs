@@ -1,6 +1,7 @@
 //! Whole-file gzip decompression with libdeflate, for the small files
 //! CloudTrail delivers (a few hundred kilobytes to a few megabytes): about
-//! twice as fast as a streaming inflate. Anything else is streamed.
+//! 1.6 times as fast as a streaming inflate (its share of the S3 tree's
+//! profile fell from 27 % to 18 %). Anything else is streamed.
 
 use std::ptr::NonNull;
 
