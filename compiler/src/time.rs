@@ -47,6 +47,76 @@ pub fn utc_offset_minutes(text: &[u8], at: usize) -> Option<i64> {
     }
 }
 
+/// The number the ASCII digits `text[range]` spell; `None` when the range
+/// is empty, runs past the text or holds anything but digits.
+pub fn digits(text: &[u8], range: std::ops::Range<usize>) -> Option<i64> {
+    let s = text.get(range).filter(|s| !s.is_empty())?;
+    s.iter().try_fold(0i64, |n, &c| {
+        c.is_ascii_digit()
+            .then(|| n.checked_mul(10)?.checked_add(i64::from(c - b'0')))
+            .flatten()
+    })
+}
+
+/// What an RFC 3339 timestamp may look like for [`parse_timestamp`]: the
+/// matcher's `eventTime` and Splunk's `--since`/`--until` accept different
+/// forms of the same syntax.
+#[derive(Debug, Clone, Copy)]
+pub struct TimestampSyntax {
+    /// A bare date (`2024-01-15`, midnight UTC) is accepted.
+    pub date_alone: bool,
+    /// Most digits a fraction of a second may have.
+    pub max_fraction_digits: usize,
+    /// Largest second (60 admits a leap second).
+    pub max_second: i64,
+}
+
+/// An ISO 8601 / RFC 3339 time (`2024-01-31T22:15:03Z`,
+/// `2024-01-31T22:15:03.123+01:00`; no offset means UTC; `T`, `t` or a space
+/// between date and time) as milliseconds since the Unix epoch, the fraction
+/// truncated to milliseconds.
+pub fn parse_timestamp(text: &str, syntax: &TimestampSyntax) -> Option<i64> {
+    let b = text.as_bytes();
+    let num = |r: std::ops::Range<usize>| digits(b, r);
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (mut h, mut mi, mut sec, mut millis, mut i) = (0, 0, 0, 0, 10);
+    if b.len() > 10 || !syntax.date_alone {
+        if b.len() < 19 || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+            return None;
+        }
+        (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        i = 19;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            let start = i;
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            if i == start || i - start > syntax.max_fraction_digits {
+                return None;
+            }
+            // Milliseconds: the first three digits, padded with zeros.
+            millis = (0..3).fold(0, |ms, k| {
+                let digit = b.get(start + k).filter(|_| start + k < i);
+                ms * 10 + digit.map_or(0, |&c| i64::from(c - b'0'))
+            });
+        }
+    }
+    if !(1..=12).contains(&mo)
+        || !(1..=31).contains(&d)
+        || h > 23
+        || mi > 59
+        || sec > syntax.max_second
+    {
+        return None;
+    }
+    let offset_min = utc_offset_minutes(b, i)?;
+    Some(epoch_ms((y, mo, d), (h, mi, sec), millis, offset_min))
+}
+
 /// Milliseconds since the epoch of a civil time at a UTC offset.
 pub fn epoch_ms(
     (y, mo, d): (i64, i64, i64),
@@ -70,6 +140,40 @@ mod tests {
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
         assert_eq!(civil_from_days(19_753), (2024, 1, 31));
+    }
+
+    #[test]
+    fn timestamps_in_both_syntaxes() {
+        let event_time = TimestampSyntax {
+            date_alone: false,
+            max_fraction_digits: usize::MAX,
+            max_second: 60,
+        };
+        let since = TimestampSyntax {
+            date_alone: true,
+            max_fraction_digits: 3,
+            max_second: 59,
+        };
+        let at = |t, s| parse_timestamp(t, s);
+        assert_eq!(at("1970-01-01T00:00:00Z", &event_time), Some(0));
+        assert_eq!(at("1970-01-01T01:00:00.25+01:00", &since), Some(250));
+        assert_eq!(at("1970-01-01 00:00:01.123456", &event_time), Some(1123));
+        assert_eq!(at("1970-01-01T00:00:01.1234Z", &since), None);
+        assert_eq!(at("1970-01-02", &since), Some(86_400_000));
+        assert_eq!(at("1970-01-02", &event_time), None);
+        assert_eq!(at("1970-01-01T23:59:60Z", &event_time), Some(86_400_000));
+        assert_eq!(at("1970-01-01T23:59:60Z", &since), None);
+        for bad in [
+            "1970-13-01T00:00:00Z",
+            "1970-01-01T00:00:00.Z",
+            "1970-01-01T00:00",
+            "x",
+        ] {
+            assert_eq!(at(bad, &event_time), None, "{bad}");
+        }
+        assert_eq!(digits(b"2024", 0..4), Some(2024));
+        assert_eq!(digits(b"20x4", 0..4), None);
+        assert_eq!(digits(b"20", 1..1), None);
     }
 
     #[test]

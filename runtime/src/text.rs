@@ -219,12 +219,7 @@ pub fn in_network(text: &str, net: IpAddr, prefix: u8) -> bool {
 /// written (no time-zone conversion, as the specification says).
 pub fn time_part(text: &str, part: TimePart) -> Option<i64> {
     let b = text.trim().as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let s = std::str::from_utf8(b.get(r)?).ok()?;
-        s.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| s.parse().ok())?
-    };
+    let num = |r: std::ops::Range<usize>| time::digits(b, r);
     if b.len() < 10 || b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
         return None;
     }
@@ -245,53 +240,18 @@ pub fn time_part(text: &str, part: TimePart) -> Option<i64> {
     })
 }
 
-/// An RFC 3339 / ISO 8601 timestamp (`2024-01-31T22:15:03Z`,
-/// `2024-01-31T22:15:03.123+01:00`) as milliseconds since the Unix epoch.
+/// A record's `eventTime` as milliseconds since the Unix epoch: an RFC 3339
+/// time ([`time::parse_timestamp`]) with a time of day, any number of
+/// fraction digits and a leap second allowed.
 pub fn parse_time_ms(text: &str) -> Option<i64> {
-    let b = text.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let s = std::str::from_utf8(b.get(r)?).ok()?;
-        s.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| s.parse().ok())?
-    };
-    if b.len() < 19
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let (y, mo, d, h, mi, s) = (
-        num(0..4)?,
-        num(5..7)?,
-        num(8..10)?,
-        num(11..13)?,
-        num(14..16)?,
-        num(17..19)?,
-    );
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
-        return None;
-    }
-    let mut i = 19;
-    let mut millis = 0i64;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        let frac = std::str::from_utf8(&b[start..i]).ok()?;
-        if frac.is_empty() {
-            return None;
-        }
-        let padded: String = frac.chars().chain("000".chars()).take(3).collect();
-        millis = padded.parse().ok()?;
-    }
-    let offset_min = time::utc_offset_minutes(b, i)?;
-    Some(time::epoch_ms((y, mo, d), (h, mi, s), millis, offset_min))
+    time::parse_timestamp(
+        text,
+        &time::TimestampSyntax {
+            date_alone: false,
+            max_fraction_digits: usize::MAX,
+            max_second: 60,
+        },
+    )
 }
 
 /// ISO 8601 week number.

@@ -819,52 +819,18 @@ impl Backend for Splunk<'_> {
     }
 }
 
-/// An ISO-8601 / RFC 3339 time (`2024-01-15`, `2024-01-15T10:00:00Z`,
-/// `2024-01-15T10:00:00.250+01:00`; no offset means UTC) as Unix epoch
-/// milliseconds.
+/// A `--since`/`--until` time as Unix epoch milliseconds: an RFC 3339 time
+/// ([`crate::time::parse_timestamp`]) or a bare date (`2024-01-15`), with at
+/// most millisecond precision, as Splunk's `earliest=`/`latest=` take it.
 pub fn epoch_millis(text: &str) -> Option<i64> {
-    let b = text.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let s = std::str::from_utf8(b.get(r)?).ok()?;
-        s.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| s.parse().ok())?
-    };
-    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (mut h, mut mi, mut sec, mut millis, mut i) = (0, 0, 0, 0, 10);
-    if b.len() > 10 {
-        if b.len() < 19 || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
-            return None;
-        }
-        (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-        i = 19;
-        if b.get(i) == Some(&b'.') {
-            i += 1;
-            let start = i;
-            while b.get(i).is_some_and(u8::is_ascii_digit) {
-                i += 1;
-            }
-            let frac = std::str::from_utf8(&b[start..i]).ok()?;
-            if frac.is_empty() || frac.len() > 3 {
-                return None;
-            }
-            let padded: String = frac.chars().chain("000".chars()).take(3).collect();
-            millis = padded.parse().ok()?;
-        }
-    }
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 59 {
-        return None;
-    }
-    let offset_min = crate::time::utc_offset_minutes(b, i)?;
-    Some(crate::time::epoch_ms(
-        (y, mo, d),
-        (h, mi, sec),
-        millis,
-        offset_min,
-    ))
+    crate::time::parse_timestamp(
+        text,
+        &crate::time::TimestampSyntax {
+            date_alone: true,
+            max_fraction_digits: 3,
+            max_second: 59,
+        },
+    )
 }
 
 fn epoch_text(ms: i64) -> String {
