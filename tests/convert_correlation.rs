@@ -654,118 +654,90 @@ fn temporal_ordered_exports_match_the_matcher() {
         ("create.yml", CREATE_USER),
         ("key.yml", CREATE_KEY),
     ];
-    fn with<'a>(rules: &[(&'a str, &'a str)], rule: (&'a str, &'a str)) -> Vec<(&'a str, &'a str)> {
+    // (label, title, stages, condition, the windows that fire).
+    let cases: [(&str, &str, &str, &str, &[Window]); 5] = [
+        (
+            "ord",
+            "Chain",
+            "t_create, t_denied, t_key",
+            "",
+            &[
+                ("KA", "04:00:00", "04:03:20"),
+                ("KD", "04:03:20", "04:06:40"),
+                ("KF", "04:59:50", "05:00:10"),
+                ("KG", "04:00:00", "04:00:30"),
+                ("KH", "04:00:00", "04:02:30"),
+            ],
+        ),
+        // The first two stages: KB never (its denial follows no creation), KC
+        // not at 0 (the same second).
+        (
+            "ord2",
+            "Two",
+            "t_create, t_denied, t_key",
+            "  condition: {gte: 2}\n",
+            &[
+                ("KA", "04:00:00", "04:01:40"),
+                ("KD", "04:03:20", "04:05:00"),
+                ("KE", "04:00:00", "04:05:00"),
+                ("KF", "04:59:50", "05:00:00"),
+                ("KG", "04:00:00", "04:00:20"),
+                ("KH", "04:00:00", "04:01:40"),
+            ],
+        ),
+        // Other conditions test the number of leading stages chained at each
+        // step: `eq: 2` first holds where `gte: 2` does; `lt: 1` holds at a
+        // step with no fresh chain: KB's first (a key), and KE's last (its
+        // creation exactly 600 s before has left the window).
+        (
+            "ord-eq",
+            "Eq",
+            "t_create, t_denied, t_key",
+            "  condition: {eq: 2}\n",
+            &[
+                ("KA", "04:00:00", "04:01:40"),
+                ("KD", "04:03:20", "04:05:00"),
+                ("KE", "04:00:00", "04:05:00"),
+                ("KF", "04:59:50", "05:00:00"),
+                ("KG", "04:00:00", "04:00:20"),
+                ("KH", "04:00:00", "04:01:40"),
+            ],
+        ),
+        (
+            "ord-lt",
+            "None",
+            "t_create, t_denied, t_key",
+            "  condition: {lt: 1}\n",
+            &[
+                ("KB", "04:00:00", "04:00:00"),
+                ("KE", "04:10:00", "04:10:00"),
+            ],
+        ),
+        // A rule listed twice: two denials, then a key; one record never fills
+        // both denial stages.
+        (
+            "ord3",
+            "Twice",
+            "t_denied, t_denied, t_key",
+            "",
+            &[("KG", "04:00:00", "04:00:30")],
+        ),
+    ];
+    for (label, title, stages, condition, want) in cases {
+        let rule = corr(title, stages, condition);
         let mut all = rules.to_vec();
-        all.push(rule);
-        all
+        all.push(("o.yml", &rule));
+        let run = differential(&python, label, &all, title, KEY, &lines);
+        if label == "ord" {
+            assert!(
+                run.spl_query
+                    .contains("streamstats current=f time_window=600s"),
+                "{}",
+                run.spl_query
+            );
+        }
+        expect(&run, want);
     }
-    let chain = corr("Chain", "t_create, t_denied, t_key", "");
-    let run = differential(
-        &python,
-        "ord",
-        &with(&rules, ("o.yml", &chain)),
-        "Chain",
-        KEY,
-        &lines,
-    );
-    assert!(
-        run.spl_query
-            .contains("streamstats current=f time_window=600s"),
-        "{}",
-        run.spl_query
-    );
-    expect(
-        &run,
-        &[
-            ("KA", "04:00:00", "04:03:20"),
-            ("KD", "04:03:20", "04:06:40"),
-            ("KF", "04:59:50", "05:00:10"),
-            ("KG", "04:00:00", "04:00:30"),
-            ("KH", "04:00:00", "04:02:30"),
-        ],
-    );
-    // The first two stages: KB never (its denial follows no creation), KC
-    // not at 0 (the same second).
-    let two = corr(
-        "Two",
-        "t_create, t_denied, t_key",
-        "  condition: {gte: 2}\n",
-    );
-    let run = differential(
-        &python,
-        "ord2",
-        &with(&rules, ("o.yml", &two)),
-        "Two",
-        KEY,
-        &lines,
-    );
-    expect(
-        &run,
-        &[
-            ("KA", "04:00:00", "04:01:40"),
-            ("KD", "04:03:20", "04:05:00"),
-            ("KE", "04:00:00", "04:05:00"),
-            ("KF", "04:59:50", "05:00:00"),
-            ("KG", "04:00:00", "04:00:20"),
-            ("KH", "04:00:00", "04:01:40"),
-        ],
-    );
-    // Other conditions test the number of leading stages chained at each
-    // step: `eq: 2` first holds where `gte: 2` does; `lt: 1` holds at a
-    // step with no fresh chain: KB's first (a key), and KE's last (its
-    // creation exactly 600 s before has left the window).
-    let eq = corr("Eq", "t_create, t_denied, t_key", "  condition: {eq: 2}\n");
-    let run = differential(
-        &python,
-        "ord-eq",
-        &with(&rules, ("o.yml", &eq)),
-        "Eq",
-        KEY,
-        &lines,
-    );
-    expect(
-        &run,
-        &[
-            ("KA", "04:00:00", "04:01:40"),
-            ("KD", "04:03:20", "04:05:00"),
-            ("KE", "04:00:00", "04:05:00"),
-            ("KF", "04:59:50", "05:00:00"),
-            ("KG", "04:00:00", "04:00:20"),
-            ("KH", "04:00:00", "04:01:40"),
-        ],
-    );
-    let none = corr(
-        "None",
-        "t_create, t_denied, t_key",
-        "  condition: {lt: 1}\n",
-    );
-    let run = differential(
-        &python,
-        "ord-lt",
-        &with(&rules, ("o.yml", &none)),
-        "None",
-        KEY,
-        &lines,
-    );
-    expect(
-        &run,
-        &[
-            ("KB", "04:00:00", "04:00:00"),
-            ("KE", "04:10:00", "04:10:00"),
-        ],
-    );
-    // A rule listed twice: two denials, then a key; one record never fills
-    // both denial stages.
-    let twice = corr("Twice", "t_denied, t_denied, t_key", "");
-    let run = differential(
-        &python,
-        "ord3",
-        &with(&rules, ("o.yml", &twice)),
-        "Twice",
-        KEY,
-        &lines,
-    );
-    expect(&run, &[("KG", "04:00:00", "04:00:30")]);
 }
 
 #[test]
