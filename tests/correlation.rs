@@ -4,7 +4,7 @@
 //! give identical alerts.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 fn dir(name: &str) -> PathBuf {
     // Tests run in parallel threads of one process: a counter keeps dirs apart.
@@ -48,28 +48,28 @@ fn terminations(n: i64, arn: &str, start_s: i64, span_ms: i64) -> Vec<String> {
         .collect()
 }
 
+/// Runs `sigil scan ARGS --rules <this suite's rules> INPUT`, with `TMPDIR`
+/// set when `tmpdir` is given.
+fn scan(input: &Path, args: &[&str], tmpdir: Option<&Path>) -> Output {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/correlation/rules.yml");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sigil"));
+    cmd.arg("scan")
+        .args(args)
+        .arg("--rules")
+        .arg(&rules)
+        .arg(input);
+    if let Some(tmp) = tmpdir {
+        cmd.env("TMPDIR", tmp);
+    }
+    cmd.output().unwrap()
+}
+
 /// Scans `files` (each a list of lines) and returns the correlation alerts'
 /// JSON lines, sorted, with file names removed (so different splits compare).
 fn alerts(files: &[Vec<String>], threads: usize) -> Vec<String> {
-    let d = dir(&format!("{}-{threads}", files.len()));
-    for (i, lines) in files.iter().enumerate() {
-        std::fs::write(d.join(format!("part{i:03}.jsonl")), lines.join("\n")).unwrap();
-    }
-    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/correlation/rules.yml");
-    let out = Command::new(env!("CARGO_BIN_EXE_sigil"))
-        .args([
-            "scan",
-            "-q",
-            "--format",
-            "jsonl",
-            "--threads",
-            &threads.to_string(),
-            "--rules",
-        ])
-        .arg(&rules)
-        .arg(&d)
-        .output()
-        .unwrap();
+    let threads = threads.to_string();
+    let args = ["-q", "--format", "jsonl", "--threads", &threads];
+    let out = scan(&write_files(files), &args, None);
     assert!(
         out.status.success(),
         "{}",
@@ -202,13 +202,7 @@ fn base_rules_of_a_correlation_do_not_alert_alone() {
         terminations(3, ALICE, 36_000, 1000).join("\n"),
     )
     .unwrap();
-    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/correlation/rules.yml");
-    let out = Command::new(env!("CARGO_BIN_EXE_sigil"))
-        .args(["scan", "-q", "--format", "jsonl", "--rules"])
-        .arg(&rules)
-        .arg(&d)
-        .output()
-        .unwrap();
+    let out = scan(&d, &["-q", "--format", "jsonl"], None);
     assert!(
         String::from_utf8(out.stdout).unwrap().is_empty(),
         "generate: false keeps base matches quiet"
@@ -329,21 +323,10 @@ fn write_files(files: &[Vec<String>]) -> PathBuf {
 
 /// Scans the directory `d` with extra options; (exit code, stdout, stderr).
 fn scan_with(d: &Path, threads: usize, extra: &[&str]) -> (i32, String, String) {
-    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/correlation/rules.yml");
-    let out = Command::new(env!("CARGO_BIN_EXE_sigil"))
-        .args([
-            "scan",
-            "--format",
-            "jsonl",
-            "--threads",
-            &threads.to_string(),
-        ])
-        .args(extra)
-        .arg("--rules")
-        .arg(&rules)
-        .arg(d)
-        .output()
-        .unwrap();
+    let threads = threads.to_string();
+    let mut args = vec!["--format", "jsonl", "--threads", &threads];
+    args.extend_from_slice(extra);
+    let out = scan(d, &args, None);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8(out.stdout).unwrap(),
@@ -397,22 +380,8 @@ fn a_spill_that_cannot_be_written_is_a_clear_error() {
         terminations(20, ALICE, 36_000, 1000).join("\n"),
     )
     .unwrap();
-    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/correlation/rules.yml");
-    let out = Command::new(env!("CARGO_BIN_EXE_sigil"))
-        .args([
-            "scan",
-            "-q",
-            "--format",
-            "jsonl",
-            "--correlation-memory",
-            "0",
-        ])
-        .arg("--rules")
-        .arg(&rules)
-        .arg(&d)
-        .env("TMPDIR", d.join("does-not-exist"))
-        .output()
-        .unwrap();
+    let args = ["-q", "--format", "jsonl", "--correlation-memory", "0"];
+    let out = scan(&d, &args, Some(&d.join("does-not-exist")));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
@@ -433,15 +402,11 @@ fn a_spill_that_cannot_be_written_is_a_clear_error() {
 fn spill_files_leave_nothing_behind() {
     let data = write_files(&[every_type()]);
     let tmp = dir("tmpdir");
-    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/correlation/rules.yml");
-    let out = Command::new(env!("CARGO_BIN_EXE_sigil"))
-        .args(["scan", "--format", "count", "--correlation-memory", "0"])
-        .arg("--rules")
-        .arg(&rules)
-        .arg(&data)
-        .env("TMPDIR", &tmp)
-        .output()
-        .unwrap();
+    let out = scan(
+        &data,
+        &["--format", "count", "--correlation-memory", "0"],
+        Some(&tmp),
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("sorted runs"), "{err}");
