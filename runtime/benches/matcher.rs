@@ -9,33 +9,8 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sigil_compiler::{catalog::Catalog, ir, Config};
 use sigil_runtime::{InputLogSource, Program};
 
-fn records() -> Vec<Vec<u8>> {
-    let root =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/cloudtrail-real");
-    let mut out = Vec::new();
-    for dir in [
-        "panther-analysis",
-        "otrf-security-datasets",
-        "cloudtrail2sightings",
-        "elastic-integrations",
-    ] {
-        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.to_string_lossy().ends_with(".normalized.ndjson") {
-                let text = std::fs::read(&p).unwrap_or_default();
-                out.extend(
-                    text.split(|&b| b == b'\n')
-                        .filter(|l| !l.is_empty())
-                        .map(<[u8]>::to_vec),
-                );
-            }
-        }
-    }
-    out
-}
+#[path = "../tests/support/real_records.rs"]
+mod real_records;
 
 fn bench(c: &mut Criterion) {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -46,7 +21,7 @@ fn bench(c: &mut Criterion) {
     let catalog = Catalog::load(&rules, &Config::default());
     let (ir, _) = ir::from_catalog(&catalog);
     let (program, _) = Program::build(&ir, &InputLogSource::default());
-    let records = records();
+    let records = real_records::real_records();
     let bytes: usize = records.iter().map(Vec::len).sum();
     let mut group = c.benchmark_group("matcher");
     group.throughput(Throughput::Bytes(bytes as u64));

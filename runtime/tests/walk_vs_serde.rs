@@ -3,30 +3,11 @@
 //! CloudTrail records. The walk decides what a scan reports as damage, so
 //! it must neither accept what is not JSON nor refuse what is.
 
-use std::path::PathBuf;
-
 use sigil_runtime::json;
 
-fn real_records() -> Vec<Vec<u8>> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/corpus/cloudtrail-real/panther-analysis");
-    let mut out = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir(&dir)
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    entries.sort();
-    for p in entries {
-        if p.to_string_lossy().ends_with(".normalized.ndjson") {
-            let text = std::fs::read(&p).unwrap_or_default();
-            out.extend(
-                text.split(|&b| b == b'\n')
-                    .filter(|l| !l.is_empty())
-                    .map(<[u8]>::to_vec),
-            );
-        }
-    }
-    out
-}
+#[path = "support/real_records.rs"]
+mod real_records;
+use real_records::real_records;
 
 /// serde_json's verdict, or `None` when it is not comparable (its
 /// recursion limit, or an unpaired surrogate escape, which JSON's grammar
