@@ -323,11 +323,16 @@ pub fn extract_with<'r>(
 
 /// Checks that `record` is one well-formed JSON object, extracting nothing.
 pub fn validate(record: &[u8]) -> Result<(), JsonError> {
+    validate_using(record, &mut Extracted::default())
+}
+
+/// As [`validate`], walking with `scratch`'s buffers (its extracted values
+/// are cleared), so that validating record after record allocates nothing.
+pub fn validate_using(record: &[u8], scratch: &mut Extracted) -> Result<(), JsonError> {
     static EMPTY: std::sync::OnceLock<PathTrie> = std::sync::OnceLock::new();
     let trie = EMPTY.get_or_init(PathTrie::new);
-    let mut out = Extracted::default();
-    extract(record, trie, false, &mut out)?;
-    check_utf8(record, out.non_ascii)
+    extract(record, trie, false, scratch)?;
+    check_utf8(record, scratch.non_ascii)
 }
 
 /// The UTF-8 check of a record whose grammar a walk has just validated;

@@ -509,7 +509,7 @@ impl Matcher<'_> {
         }
         if self.list.is_empty() {
             if !validated {
-                json::validate(record)?;
+                json::validate_using(record, &mut self.extracted)?;
             }
             return Ok(());
         }
