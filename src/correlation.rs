@@ -136,27 +136,22 @@ pub fn collector(plan: &Plan, memory: u64) -> Collector {
 }
 
 /// Adds the window event for one base-rule match to `batch`, or counts why
-/// not. `matcher` has just reported the feed's rule for `record`, so the
-/// record's fields are already extracted.
+/// not. `matcher` has just reported the feed's rule for `record` (the
+/// record's text, [`sigil_runtime::json::record_text`]), so the record's
+/// fields are already extracted.
 pub fn event(
     feed: &Feed,
     matcher: &Matcher<'_>,
-    record: &[u8],
+    record: &str,
     at: RecordRef,
     dropped: &mut Dropped,
     batch: &mut EventBatch,
 ) {
-    // The matcher has read this record, so its UTF-8 is valid: this cannot
-    // fail, and values are then slices of its text.
-    let Ok(record_text) = sigil_runtime::json::record_text(record) else {
-        dropped.no_time += 1;
-        return;
-    };
     // Path order: time, tie-break key, group-by fields, value fields.
     let text = |i: usize| {
         feed.paths
             .get(i)
-            .and_then(|&id| matcher.first_text(record_text, id))
+            .and_then(|&id| matcher.first_text(record, id))
     };
     let Some(time_ms) = text(0).as_deref().and_then(parse_time_ms) else {
         dropped.no_time += 1;
@@ -184,7 +179,7 @@ pub fn event(
         .flatten();
     let tiebreak = match text(1) {
         Some(key) => fnv1a(key.as_bytes()),
-        None => fnv1a(record),
+        None => fnv1a(record.as_bytes()),
     };
     batch.push(
         EventFields {

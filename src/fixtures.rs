@@ -744,6 +744,11 @@ fn correlation_alerts(
         if matcher.matches(&case.record, &mut hits).is_err() {
             continue;
         }
+        // Matched, so its UTF-8 is valid.
+        let Ok(text) = sigil_runtime::json::record_text(&case.record) else {
+            continue;
+        };
+        let mut batch = sigil_runtime::correlate::EventBatch::default();
         for &r in &hits {
             for feed in &plan.by_rule[r] {
                 let at = sigil_runtime::correlate::RecordRef {
@@ -751,18 +756,10 @@ fn correlation_alerts(
                     record: i as u64,
                     line: i as u64 + 1,
                 };
-                let mut batch = sigil_runtime::correlate::EventBatch::default();
-                crate::correlation::event(
-                    feed,
-                    matcher,
-                    &case.record,
-                    at,
-                    &mut dropped,
-                    &mut batch,
-                );
-                events.push_batch(&batch);
+                crate::correlation::event(feed, matcher, text, at, &mut dropped, &mut batch);
             }
         }
+        events.push_batch(&batch);
     }
     let mut problems = Vec::new();
     let fired = crate::correlation::evaluate(plan, events, &mut problems).fired;

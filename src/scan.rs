@@ -767,8 +767,18 @@ impl Emit<'_, '_> {
         let stats = &mut *self.stats;
         let out = &mut *self.out;
         stats.records += 1;
+        // A record feeding correlations is read as text once, for all its
+        // feeds; the matcher has checked its UTF-8, so this cannot fail.
+        let feeds = hits.iter().any(|&r| !shared.plan.by_rule[r].is_empty());
+        let text = feeds
+            .then(|| sigil_runtime::json::record_text(bytes).ok())
+            .flatten();
         for &r in hits {
             for feed in &shared.plan.by_rule[r] {
+                let Some(text) = text else {
+                    stats.dropped.no_time += 1;
+                    continue;
+                };
                 let at = RecordRef {
                     source: self.si,
                     record: rec.index,
@@ -777,7 +787,7 @@ impl Emit<'_, '_> {
                 correlation::event(
                     feed,
                     matcher,
-                    bytes,
+                    text,
                     at,
                     &mut stats.dropped,
                     &mut stats.events,
