@@ -246,16 +246,17 @@ impl RecordReader {
     fn start_gzip(&mut self, compressed: Vec<u8>) {
         let count = self.raw_count.clone().unwrap_or_default();
         let len = compressed.len() as u64;
-        if self.buf.is_empty() {
-            let old = self.buf.len();
+        // This runs on the first read, with nothing buffered yet.
+        let fits_one_read = self.buf.is_empty()
+            && inflate::stated_size(&compressed).is_some_and(|n| n <= self.read_size);
+        if fits_one_read {
             if inflate::gzip_one_member_into(&compressed, self.read_size, &mut self.buf) {
                 count.store(len, Ordering::Relaxed);
-                self.bytes_since += (self.buf.len() - old) as u64;
+                self.bytes_since += self.buf.len() as u64;
                 self.eof = true;
                 return;
             }
-        }
-        if let Some(data) = inflate::gzip_one_member(&compressed, INFLATE_WHOLE_SIZE) {
+        } else if let Some(data) = inflate::gzip_one_member(&compressed, INFLATE_WHOLE_SIZE) {
             count.store(len, Ordering::Relaxed);
             self.src = Box::new(Cursor::new(data));
             return;
