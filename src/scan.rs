@@ -92,6 +92,9 @@ struct Shared<'a> {
     plan: &'a correlation::Plan,
     /// Batch and output buffers, reused.
     buffers: Arc<BufferPool>,
+    /// Matchers between batches: each keeps its scratch buffers and what it
+    /// has measured about the input (which dispatch is cheaper).
+    matchers: Mutex<Vec<Matcher<'a>>>,
 }
 
 #[derive(Default)]
@@ -333,6 +336,7 @@ pub fn run(opts: ScanOptions) -> u8 {
         names,
         plan: &plan,
         buffers: Arc::default(),
+        matchers: Mutex::default(),
     };
     let total_threads = pool.current_num_threads();
     let slots = Slots::new(total_threads * 3);
@@ -654,7 +658,8 @@ fn process_source<'s>(
 
 fn process_batch(si: usize, batch: Batch, shared: &Shared<'_>) -> (Vec<u8>, Stats, Vec<Damage>) {
     let program = shared.program;
-    let mut matcher = program.matcher().assume_valid_json();
+    let pooled = shared.matchers.lock().ok().and_then(|mut m| m.pop());
+    let mut matcher = pooled.unwrap_or_else(|| program.matcher().assume_valid_json());
     let mut stats = Stats {
         per_rule: vec![0; program.rule_count()],
         bytes: batch.bytes_in,
@@ -709,6 +714,9 @@ fn process_batch(si: usize, batch: Batch, shared: &Shared<'_>) -> (Vec<u8>, Stat
         damage.sort_by_key(|d| (d.line, d.offset));
     }
     shared.buffers.give(batch.data);
+    if let Ok(mut pool) = shared.matchers.lock() {
+        pool.push(matcher);
+    }
     (out, stats, damage)
 }
 

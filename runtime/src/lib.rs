@@ -1,10 +1,12 @@
 //! sigil-runtime: runs compiled rule programs over JSON events.
 //!
 //! A [`Program`] is built once per rule set from the compiler's IR (the
-//! runtime never sees YAML). Each record is matched in three steps: an
-//! Aho-Corasick pass over its raw bytes finds the rules whose necessary
-//! literals occur; one pass over the record extracts only the fields those
-//! rules read ([`json`]); the rules are evaluated on those values.
+//! runtime never sees YAML). Each record is matched in three steps: its
+//! candidate rules are found, from its raw bytes (an `eventName` table and
+//! an Aho-Corasick pass for necessary literals) or from its parsed
+//! `eventName`, whichever measures cheaper on the input; one pass over the
+//! record extracts only the fields those rules read ([`json`]); the rules
+//! are evaluated on those values.
 //!
 //! ```
 //! use sigil_compiler::{catalog::Catalog, ir, Config};
@@ -24,6 +26,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod bytes;
+mod choice;
 pub mod correlate;
 pub mod input;
 pub mod json;
@@ -31,4 +34,4 @@ mod program;
 mod regex_literal;
 pub mod text;
 
-pub use program::{BuildProblem, InputLogSource, Matcher, Program};
+pub use program::{BuildProblem, Dispatch, InputLogSource, Matcher, Program};

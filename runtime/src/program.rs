@@ -5,11 +5,13 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::time::Instant;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use sigil_compiler::ir::{self, literals, Check, Expr, RuleInfo, StrKind, StrMatch};
 use sigil_compiler::rule::{CmpOp, LogSource, Position, TimePart};
 
+use crate::choice::{Chooser, Way};
 use crate::json::{self, Extracted, JsonError, PathTrie, Val};
 use crate::text;
 
@@ -116,6 +118,9 @@ pub struct Program {
     overlapping: bool,
     /// Rules to evaluate on every record (no necessary literal).
     always: Vec<usize>,
+    /// Every rule not in the `eventName` table: what a parsed record is
+    /// evaluated against besides the rules its parsed `eventName` selects.
+    undispatched: Vec<usize>,
     /// For each prefilter pattern, the rules it admits.
     by_pattern: Vec<Vec<usize>>,
     patterns: Vec<String>,
@@ -302,6 +307,13 @@ impl Program {
             always.sort_unstable();
             always.dedup();
         }
+        let mut undispatched: Vec<usize> = always
+            .iter()
+            .chain(by_pattern.iter().flatten())
+            .copied()
+            .collect();
+        undispatched.sort_unstable();
+        undispatched.dedup();
         let event_name_path =
             (!dispatched.is_empty()).then(|| trie.intern(&["eventName".to_string()]));
         let keywords_possible = rules.iter().any(|r: &CompiledRule| r.keywords);
@@ -314,6 +326,7 @@ impl Program {
                 prefilter,
                 overlapping,
                 always,
+                undispatched,
                 by_pattern,
                 patterns,
                 by_event_name,
@@ -416,6 +429,8 @@ impl Program {
             list: Vec::new(),
             validated: false,
             folds: RefCell::default(),
+            choice: Chooser::default(),
+            dispatch: Dispatch::Measured,
         }
     }
 }
@@ -428,6 +443,22 @@ pub struct Matcher<'p> {
     list: Vec<usize>,
     validated: bool,
     folds: RefCell<Folds>,
+    /// Whether raw dispatch or parsing every record is cheaper on this input.
+    choice: Chooser,
+    dispatch: Dispatch,
+}
+
+/// How a matcher finds the rules a record is a candidate for, when no rule
+/// must see every record. Both ways give the same verdicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dispatch {
+    /// Whichever of the two measures cheaper on the input (the default).
+    Measured,
+    /// From the raw record: the `eventName` table and the literal
+    /// prefilter; a record with no candidate is not parsed for its fields.
+    Raw,
+    /// By parsing every record and looking its `eventName` up.
+    Parsed,
 }
 
 impl Matcher<'_> {
@@ -436,6 +467,13 @@ impl Matcher<'_> {
     /// so fields no rule reads are skipped instead of tokenised.
     pub fn assume_valid_json(mut self) -> Self {
         self.validated = true;
+        self
+    }
+
+    /// Fixes how candidate rules are found (for tests and measurements;
+    /// the default measures which way is cheaper).
+    pub fn dispatch(mut self, how: Dispatch) -> Self {
+        self.dispatch = how;
         self
     }
 
@@ -463,12 +501,38 @@ impl Matcher<'_> {
     ) -> Result<(), JsonError> {
         out.clear();
         let p = self.program;
-        if let (false, Some(id)) = (p.always.is_empty(), p.event_name_path) {
-            let verdict = self.evaluate_parsed(record, validated, id, out);
+        if !p.always.is_empty() {
+            // Every record is parsed for those rules anyway.
+            let verdict = self.evaluate_parsed(record, validated, out);
             return self.checked(verdict, out);
         }
+        let (way, timed) = match self.dispatch {
+            Dispatch::Measured => self.choice.next(),
+            Dispatch::Raw => (Way::First, false),
+            Dispatch::Parsed => (Way::Second, false),
+        };
+        let started = timed.then(Instant::now);
+        let verdict = match way {
+            Way::First => self.dispatch_raw(record, validated, out),
+            Way::Second => self.evaluate_parsed(record, validated, out),
+        };
+        if let Some(started) = started {
+            self.choice.spent(started.elapsed());
+        }
+        self.checked(verdict, out)
+    }
+
+    /// Finds the candidate rules from the raw record (the `eventName` table
+    /// and the literal prefilter) and parses the record only if there is
+    /// one, or to validate it.
+    fn dispatch_raw(
+        &mut self,
+        record: &[u8],
+        validated: bool,
+        out: &mut Vec<usize>,
+    ) -> Result<(), JsonError> {
+        let p = self.program;
         self.list.clear();
-        self.list.extend_from_slice(&p.always);
         let bypass =
             (p.prefilter.is_some() || !p.dispatched.is_empty()) && bypass_prefilter(record);
         if bypass {
@@ -513,8 +577,7 @@ impl Matcher<'_> {
             }
             return Ok(());
         }
-        let verdict = self.evaluate(record, validated, out);
-        self.checked(verdict, out)
+        self.evaluate(record, validated, out)
     }
 
     /// Voids the verdicts on a damaged record.
@@ -573,14 +636,15 @@ impl Matcher<'_> {
         Ok(())
     }
 
-    /// When some rule runs on every record, every record is parsed anyway:
-    /// then the rules dispatched by `eventName` are looked up with the
-    /// parsed value(s), which spares searching the raw record for the key.
+    /// Parses the record and evaluates every rule not dispatched by
+    /// `eventName`, and the rules its parsed `eventName` selects (when some
+    /// rule runs on every record, or when this is cheaper than raw
+    /// dispatch: every record is parsed anyway, and the parsed value spares
+    /// searching the raw record for the key).
     fn evaluate_parsed(
         &mut self,
         record: &[u8],
         validated: bool,
-        event_name: usize,
         out: &mut Vec<usize>,
     ) -> Result<(), JsonError> {
         let p = self.program;
@@ -592,8 +656,11 @@ impl Matcher<'_> {
             &mut self.extracted,
         )?;
         self.list.clear();
-        self.list.extend_from_slice(&p.always);
-        for v in self.extracted.values.get(event_name).into_iter().flatten() {
+        self.list.extend_from_slice(&p.undispatched);
+        let names = p
+            .event_name_path
+            .and_then(|id| self.extracted.values.get(id));
+        for v in names.into_iter().flatten() {
             let Some(name) = v.text(record) else { continue };
             if let Some(rules) = p.by_event_name.get(text::fold(&name).as_ref()) {
                 self.list.extend_from_slice(rules);
