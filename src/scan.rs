@@ -720,6 +720,22 @@ fn process_batch(si: usize, batch: Batch, shared: &Shared<'_>) -> (Vec<u8>, Stat
     (out, stats, damage)
 }
 
+/// Appends `n` in decimal: `write!` for the two numbers of each detection
+/// cost 1 % of a scan.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
 /// (detections, rule) for rules that detected anything, most first.
 fn busiest(per_rule: &[u64]) -> Vec<(u64, usize)> {
     let mut rows: Vec<(u64, usize)> = per_rule
@@ -812,11 +828,11 @@ impl Emit<'_, '_> {
                     out.extend_from_slice(shared.rule_json[r].as_bytes());
                     out.extend_from_slice(b",\"source\":{\"file\":\"");
                     out.extend_from_slice(self.file.as_bytes());
-                    let _ = write!(
-                        out,
-                        "\",\"record\":{},\"line\":{}}},\"event\":",
-                        rec.index, rec.line
-                    );
+                    out.extend_from_slice(b"\",\"record\":");
+                    push_decimal(out, rec.index);
+                    out.extend_from_slice(b",\"line\":");
+                    push_decimal(out, rec.line);
+                    out.extend_from_slice(b"},\"event\":");
                     match &shared.projection {
                         Some(p) => out.extend_from_slice(p.json(bytes).as_bytes()),
                         // The record is copied as it was, not re-serialised;
@@ -846,6 +862,30 @@ impl Emit<'_, '_> {
                 }
                 ScanFormat::Count => {}
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_decimal;
+
+    #[test]
+    fn decimals_are_written_as_format_writes_them() {
+        for n in [
+            0,
+            7,
+            9,
+            10,
+            99,
+            100,
+            1_234_567,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let mut out = b"x".to_vec();
+            push_decimal(&mut out, n);
+            assert_eq!(out, format!("x{n}").into_bytes());
         }
     }
 }

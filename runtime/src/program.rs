@@ -431,6 +431,7 @@ impl Program {
             folds: RefCell::default(),
             choice: Chooser::default(),
             dispatch: Dispatch::Measured,
+            folded: String::new(),
         }
     }
 }
@@ -446,6 +447,8 @@ pub struct Matcher<'p> {
     /// Whether raw dispatch or parsing every record is cheaper on this input.
     choice: Chooser,
     dispatch: Dispatch,
+    /// A parsed `eventName`, folded for the table lookup.
+    folded: String,
 }
 
 /// How a matcher finds the rules a record is a candidate for, when no rule
@@ -609,16 +612,17 @@ impl Matcher<'_> {
     }
 
     /// Evaluates the candidate rules over the fields already extracted. The
-    /// record's UTF-8 is checked once here (the walk checked its grammar), so
-    /// that values are then plain slices of its text.
+    /// record's UTF-8 is checked once here (the walk checked its grammar)
+    /// unless its `text` is known, so that values are then plain slices of
+    /// its text.
     fn evaluate_extracted(
         &mut self,
         record: &[u8],
-        ascii: Option<&str>,
+        text: Option<&str>,
         out: &mut Vec<usize>,
     ) -> Result<(), JsonError> {
         let p = self.program;
-        let record = match ascii {
+        let record = match text {
             Some(text) => text,
             None => json::record_text(record)?,
         };
@@ -655,20 +659,28 @@ impl Matcher<'_> {
             validated,
             &mut self.extracted,
         )?;
+        let text = match ascii {
+            Some(text) => text,
+            None => json::record_text(record)?,
+        };
         self.list.clear();
         self.list.extend_from_slice(&p.undispatched);
         let names = p
             .event_name_path
             .and_then(|id| self.extracted.values.get(id));
         for v in names.into_iter().flatten() {
-            let Some(name) = v.text(record) else { continue };
-            if let Some(rules) = p.by_event_name.get(text::fold(&name).as_ref()) {
+            let Some(name) = v.text_in(text) else {
+                continue;
+            };
+            self.folded.clear();
+            text::fold_into(&name, &mut self.folded);
+            if let Some(rules) = p.by_event_name.get(self.folded.as_str()) {
                 self.list.extend_from_slice(rules);
             }
         }
         self.list.sort_unstable();
         self.list.dedup();
-        self.evaluate_extracted(record, ascii, out)
+        self.evaluate_extracted(record, Some(text), out)
     }
 
     /// After [`Matcher::matches`] reported at least one rule for `record`
