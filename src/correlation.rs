@@ -157,11 +157,15 @@ pub fn event(
         dropped.no_time += 1;
         return;
     };
-    let mut group: Vec<Cow<'_, str>> = Vec::with_capacity(feed.groups);
+    // Most correlations group by one field: its value is kept apart so that
+    // an event allocates no list (this runs for most records).
+    let mut first: Option<Cow<'_, str>> = None;
+    let mut more: Vec<Cow<'_, str>> = Vec::new();
     for i in 0..feed.groups {
-        match text(2 + i) {
-            Some(v) => group.push(v),
-            None => {
+        match (text(2 + i), &first) {
+            (Some(v), None) => first = Some(v),
+            (Some(v), Some(_)) => more.push(v),
+            (None, _) => {
                 // An event missing a group-by field joins no group.
                 dropped.no_group += 1;
                 return;
@@ -189,7 +193,7 @@ pub fn event(
             input: feed.input,
             record: at,
         },
-        group.iter().map(|g| g.as_ref()),
+        first.iter().chain(&more).map(|g| g.as_ref()),
         value.as_deref(),
     );
 }
