@@ -608,17 +608,18 @@ impl Matcher<'_> {
         self.list.dedup();
         let leaves = self.list.iter().any(|&r| p.rules[r].keywords);
         let ascii = json::extract_with(record, &p.trie, leaves, validated, &mut self.extracted)?;
-        self.evaluate_extracted(record, ascii, out)
+        self.evaluate_extracted(record, ascii, ascii.is_some(), out)
     }
 
     /// Evaluates the candidate rules over the fields already extracted. The
     /// record's UTF-8 is checked once here (the walk checked its grammar)
     /// unless its `text` is known, so that values are then plain slices of
-    /// its text.
+    /// its text. `ascii`: the walk found the record ASCII, so each value is.
     fn evaluate_extracted(
         &mut self,
         record: &[u8],
         text: Option<&str>,
+        ascii: bool,
         out: &mut Vec<usize>,
     ) -> Result<(), JsonError> {
         let p = self.program;
@@ -629,6 +630,7 @@ impl Matcher<'_> {
         self.folds.get_mut().reset(&self.extracted);
         let ctx = Ctx {
             record,
+            ascii,
             ex: &self.extracted,
             folds: &self.folds,
         };
@@ -680,7 +682,7 @@ impl Matcher<'_> {
         }
         self.list.sort_unstable();
         self.list.dedup();
-        self.evaluate_extracted(record, Some(text), out)
+        self.evaluate_extracted(record, Some(text), ascii.is_some(), out)
     }
 
     /// After [`Matcher::matches`] reported at least one rule for `record`
@@ -709,6 +711,7 @@ impl Matcher<'_> {
         self.folds.get_mut().reset(&self.extracted);
         let ctx = Ctx {
             record,
+            ascii: false,
             ex: &self.extracted,
             folds: &self.folds,
         };
@@ -953,6 +956,9 @@ fn describe(check: &Check) -> String {
 
 struct Ctx<'r> {
     record: &'r str,
+    /// The record is ASCII, so every slice of it is (an escaped string
+    /// decodes to an owned text, which this says nothing about).
+    ascii: bool,
     ex: &'r Extracted,
     folds: &'r RefCell<Folds>,
 }
@@ -1041,7 +1047,7 @@ impl Ctx<'_> {
     ) -> bool {
         values.iter().enumerate().any(|(i, v)| {
             if let Some(Cow::Borrowed(t)) = v.text_in(self.record) {
-                if let Some(verdict) = t.is_ascii().then(|| ascii(t)).flatten() {
+                if let Some(verdict) = (self.ascii || t.is_ascii()).then(|| ascii(t)).flatten() {
                     return verdict;
                 }
             }
