@@ -367,6 +367,7 @@ pub fn run(opts: ScanOptions) -> u8 {
         );
     }
     std::thread::scope(|scope| {
+        let pool = &pool;
         let shared = &shared;
         let slots = &slots;
         let sources = &discovery.sources;
@@ -484,7 +485,7 @@ pub fn run(opts: ScanOptions) -> u8 {
         fired,
         spill_failures,
         spilled,
-    } = correlation::evaluate(&plan, corr_events, &mut corr_problems);
+    } = pool.install(|| correlation::evaluate(&plan, corr_events, &mut corr_problems));
     io_errors += spill_failures;
     for p in &corr_problems {
         eprintln!("error: {p}");
