@@ -249,6 +249,9 @@ impl Program {
                     None => always.push(index),
                     Some(lits) => {
                         for lit in lits {
+                            // Lowercase, as the prefilter searches (the
+                            // IR gives them so; this keeps it true here).
+                            let lit = lit.to_ascii_lowercase();
                             let id = match patterns.iter().position(|p| *p == lit) {
                                 Some(id) => id,
                                 None => {
@@ -286,7 +289,6 @@ impl Program {
             // Overlapping literals need an overlapping search (a full DFA,
             // the fastest automaton for it) so none hides another.
             AhoCorasickBuilder::new()
-                .ascii_case_insensitive(true)
                 .match_kind(MatchKind::Standard)
                 .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                 .build(&patterns)
@@ -296,7 +298,6 @@ impl Program {
             // (which uses the SIMD prefilters) still reports every literal
             // that occurs.
             AhoCorasickBuilder::new()
-                .ascii_case_insensitive(true)
                 .match_kind(MatchKind::LeftmostFirst)
                 .build(&patterns)
                 .ok()
@@ -432,6 +433,7 @@ impl Program {
             choice: Chooser::default(),
             dispatch: Dispatch::Measured,
             folded: String::new(),
+            lowered: Vec::new(),
         }
     }
 }
@@ -449,6 +451,8 @@ pub struct Matcher<'p> {
     dispatch: Dispatch,
     /// A parsed `eventName`, folded for the table lookup.
     folded: String,
+    /// The record with ASCII letters lowered, for the literal prefilter.
+    lowered: Vec<u8>,
 }
 
 /// How a matcher finds the rules a record is a candidate for, when no rule
@@ -554,19 +558,28 @@ impl Matcher<'_> {
                 }
             }
             if let Some(ac) = &p.prefilter {
+                // The literals are ASCII and lowercase: searching them in
+                // the record with ASCII letters lowered finds what an
+                // ASCII-case-insensitive search would, but with the SIMD
+                // searchers (a case-insensitive automaton fell back to a
+                // rare-byte scan that cost more than parsing the record).
+                self.lowered.clear();
+                self.lowered.extend_from_slice(record);
+                self.lowered.make_ascii_lowercase();
+                let (candidate, list) = (&mut self.candidate, &mut self.list);
                 let mut admit = |pattern: usize| {
                     for &r in &p.by_pattern[pattern] {
-                        if !self.candidate[r] {
-                            self.candidate[r] = true;
-                            self.list.push(r);
+                        if !candidate[r] {
+                            candidate[r] = true;
+                            list.push(r);
                         }
                     }
                 };
                 if p.overlapping {
-                    ac.find_overlapping_iter(record)
+                    ac.find_overlapping_iter(&self.lowered)
                         .for_each(|m| admit(m.pattern().as_usize()));
                 } else {
-                    ac.find_iter(record)
+                    ac.find_iter(&self.lowered)
                         .for_each(|m| admit(m.pattern().as_usize()));
                 }
                 for &r in &self.list {
