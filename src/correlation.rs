@@ -137,7 +137,7 @@ pub fn collector(plan: &Plan, memory: u64) -> Collector {
 
 /// Adds the window event for one base-rule match to `batch`, or counts why
 /// not. `matcher` has just reported the feed's rule for `record` (the
-/// record's text, [`sigil_runtime::json::record_text`]), so the record's
+/// record's text, as [`Matcher::matches`] returned it), so the record's
 /// fields are already extracted.
 pub fn event(
     feed: &Feed,

@@ -741,11 +741,8 @@ fn correlation_alerts(
     let mut hits = Vec::new();
     // The event stream is the records that must match (docs/rules.md).
     for (i, case) in cases.iter().enumerate().filter(|(_, c)| c.expected) {
-        if matcher.matches(&case.record, &mut hits).is_err() {
-            continue;
-        }
-        // Matched, so its UTF-8 is valid.
-        let Ok(text) = sigil_runtime::json::record_text(&case.record) else {
+        // The record as text, which the matcher has when anything matched.
+        let Ok(Some(text)) = matcher.matches(&case.record, &mut hits) else {
             continue;
         };
         let mut batch = sigil_runtime::correlate::EventBatch::default();

@@ -688,7 +688,7 @@ fn process_batch(si: usize, batch: Batch, shared: &Shared<'_>) -> (Vec<u8>, Stat
             matcher.matches_unchecked(bytes, &mut hits)
         };
         match verdict {
-            Ok(()) => emit.record(rec, bytes, &hits, &matcher),
+            Ok(text) => emit.record(rec, bytes, text, &hits, &matcher),
             Err(_) if !rec.checked => {
                 // Not one valid object: read the line as the strict reader
                 // would, for its exact damage and any records it holds.
@@ -700,7 +700,7 @@ fn process_batch(si: usize, batch: Batch, shared: &Shared<'_>) -> (Vec<u8>, Stat
                         continue;
                     };
                     match matcher.matches(bytes, &mut hits) {
-                        Ok(()) => emit.record(sub, bytes, &hits, &matcher),
+                        Ok(text) => emit.record(sub, bytes, text, &hits, &matcher),
                         Err(e) => damage.push(emit.invalid(sub, e)),
                     }
                 }
@@ -785,19 +785,22 @@ impl Emit<'_, '_> {
         }
     }
 
-    /// A record read: its detections, and the events it feeds to correlations.
-    fn record(&mut self, rec: &RecordSpan, bytes: &[u8], hits: &[usize], matcher: &Matcher<'_>) {
+    /// A record read: its detections, and the events it feeds to
+    /// correlations. `text`: the record as text, from the matcher (which
+    /// read it whenever it found a hit).
+    fn record(
+        &mut self,
+        rec: &RecordSpan,
+        bytes: &[u8],
+        text: Option<&str>,
+        hits: &[usize],
+        matcher: &Matcher<'_>,
+    ) {
         let shared = self.shared;
         let program = shared.program;
         let stats = &mut *self.stats;
         let out = &mut *self.out;
         stats.records += 1;
-        // A record feeding correlations is read as text once, for all its
-        // feeds; the matcher has checked its UTF-8, so this cannot fail.
-        let feeds = hits.iter().any(|&r| !shared.plan.by_rule[r].is_empty());
-        let text = feeds
-            .then(|| sigil_runtime::json::record_text(bytes).ok())
-            .flatten();
         for &r in hits {
             for feed in &shared.plan.by_rule[r] {
                 let Some(text) = text else {

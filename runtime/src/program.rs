@@ -485,32 +485,39 @@ impl Matcher<'_> {
     }
 
     /// The indices of the rules `record` matches, ascending, into `out`.
-    pub fn matches(&mut self, record: &[u8], out: &mut Vec<usize>) -> Result<(), JsonError> {
+    /// Returns the record as text when the matcher read it (whenever some
+    /// rule was a candidate, so whenever `out` is not empty): its UTF-8 is
+    /// checked, and the caller need not check it again.
+    pub fn matches<'r>(
+        &mut self,
+        record: &'r [u8],
+        out: &mut Vec<usize>,
+    ) -> Result<Option<&'r str>, JsonError> {
         self.matches_as(record, self.validated, out)
     }
 
     /// As [`Matcher::matches`] for a record nothing has validated yet (a line
     /// the reader took whole): its UTF-8 and its whole grammar are checked in
     /// the same pass that extracts the fields.
-    pub fn matches_unchecked(
+    pub fn matches_unchecked<'r>(
         &mut self,
-        record: &[u8],
+        record: &'r [u8],
         out: &mut Vec<usize>,
-    ) -> Result<(), JsonError> {
+    ) -> Result<Option<&'r str>, JsonError> {
         self.matches_as(record, false, out)
     }
 
-    fn matches_as(
+    fn matches_as<'r>(
         &mut self,
-        record: &[u8],
+        record: &'r [u8],
         validated: bool,
         out: &mut Vec<usize>,
-    ) -> Result<(), JsonError> {
+    ) -> Result<Option<&'r str>, JsonError> {
         out.clear();
         let p = self.program;
         if !p.always.is_empty() {
             // Every record is parsed for those rules anyway.
-            let verdict = self.evaluate_parsed(record, validated, out);
+            let verdict = self.evaluate_parsed(record, validated, out).map(Some);
             return self.checked(verdict, out);
         }
         let (way, timed) = match self.dispatch {
@@ -521,7 +528,7 @@ impl Matcher<'_> {
         let started = timed.then(Instant::now);
         let verdict = match way {
             Way::First => self.dispatch_raw(record, validated, out),
-            Way::Second => self.evaluate_parsed(record, validated, out),
+            Way::Second => self.evaluate_parsed(record, validated, out).map(Some),
         };
         if let Some(started) = started {
             self.choice.spent(started.elapsed());
@@ -532,18 +539,17 @@ impl Matcher<'_> {
     /// Finds the candidate rules from the raw record (the `eventName` table
     /// and the literal prefilter) and parses the record only if there is
     /// one, or to validate it.
-    fn dispatch_raw(
+    fn dispatch_raw<'r>(
         &mut self,
-        record: &[u8],
+        record: &'r [u8],
         validated: bool,
         out: &mut Vec<usize>,
-    ) -> Result<(), JsonError> {
+    ) -> Result<Option<&'r str>, JsonError> {
         let p = self.program;
         self.list.clear();
         let bypass =
             (p.prefilter.is_some() || !p.dispatched.is_empty()) && bypass_prefilter(record);
         if bypass {
-            self.list.clear();
             self.list.extend(0..p.rules.len());
         } else {
             if !p.dispatched.is_empty() {
@@ -591,17 +597,17 @@ impl Matcher<'_> {
             if !validated {
                 json::validate_using(record, &mut self.extracted)?;
             }
-            return Ok(());
+            return Ok(None);
         }
-        self.evaluate(record, validated, out)
+        self.evaluate(record, validated, out).map(Some)
     }
 
     /// Voids the verdicts on a damaged record.
-    fn checked(
+    fn checked<T>(
         &self,
-        verdict: Result<(), JsonError>,
+        verdict: Result<T, JsonError>,
         out: &mut Vec<usize>,
-    ) -> Result<(), JsonError> {
+    ) -> Result<T, JsonError> {
         if verdict.is_err() {
             // Verdicts on a damaged record are void.
             out.clear();
@@ -609,37 +615,29 @@ impl Matcher<'_> {
         verdict
     }
 
-    /// Extracts the record's fields and evaluates the candidate rules.
-    fn evaluate(
+    /// Extracts the record's fields and evaluates the candidate rules;
+    /// returns the record's text.
+    fn evaluate<'r>(
         &mut self,
-        record: &[u8],
+        record: &'r [u8],
         validated: bool,
         out: &mut Vec<usize>,
-    ) -> Result<(), JsonError> {
+    ) -> Result<&'r str, JsonError> {
         let p = self.program;
         self.list.sort_unstable();
         self.list.dedup();
         let leaves = self.list.iter().any(|&r| p.rules[r].keywords);
         let ascii = json::extract_with(record, &p.trie, leaves, validated, &mut self.extracted)?;
-        self.evaluate_extracted(record, ascii, ascii.is_some(), out)
+        let text = text_of(record, ascii)?;
+        self.evaluate_extracted(text, ascii.is_some(), out);
+        Ok(text)
     }
 
-    /// Evaluates the candidate rules over the fields already extracted. The
-    /// record's UTF-8 is checked once here (the walk checked its grammar)
-    /// unless its `text` is known, so that values are then plain slices of
-    /// its text. `ascii`: the walk found the record ASCII, so each value is.
-    fn evaluate_extracted(
-        &mut self,
-        record: &[u8],
-        text: Option<&str>,
-        ascii: bool,
-        out: &mut Vec<usize>,
-    ) -> Result<(), JsonError> {
+    /// Evaluates the candidate rules over the fields already extracted from
+    /// `record`, whose UTF-8 is checked (so values are plain slices of it).
+    /// `ascii`: the walk found the record ASCII, so each value is.
+    fn evaluate_extracted(&mut self, record: &str, ascii: bool, out: &mut Vec<usize>) {
         let p = self.program;
-        let record = match text {
-            Some(text) => text,
-            None => json::record_text(record)?,
-        };
         self.folds.get_mut().reset(&self.extracted);
         let ctx = Ctx {
             record,
@@ -652,7 +650,6 @@ impl Matcher<'_> {
                 out.push(r);
             }
         }
-        Ok(())
     }
 
     /// Parses the record and evaluates every rule not dispatched by
@@ -660,12 +657,12 @@ impl Matcher<'_> {
     /// rule runs on every record, or when this is cheaper than raw
     /// dispatch: every record is parsed anyway, and the parsed value spares
     /// searching the raw record for the key).
-    fn evaluate_parsed(
+    fn evaluate_parsed<'r>(
         &mut self,
-        record: &[u8],
+        record: &'r [u8],
         validated: bool,
         out: &mut Vec<usize>,
-    ) -> Result<(), JsonError> {
+    ) -> Result<&'r str, JsonError> {
         let p = self.program;
         let ascii = json::extract_with(
             record,
@@ -674,10 +671,7 @@ impl Matcher<'_> {
             validated,
             &mut self.extracted,
         )?;
-        let text = match ascii {
-            Some(text) => text,
-            None => json::record_text(record)?,
-        };
+        let text = text_of(record, ascii)?;
         self.list.clear();
         self.list.extend_from_slice(&p.undispatched);
         let names = p
@@ -695,7 +689,8 @@ impl Matcher<'_> {
         }
         self.list.sort_unstable();
         self.list.dedup();
-        self.evaluate_extracted(record, Some(text), ascii.is_some(), out)
+        self.evaluate_extracted(text, ascii.is_some(), out);
+        Ok(text)
     }
 
     /// After [`Matcher::matches`] reported at least one rule for `record`
@@ -735,6 +730,11 @@ impl Matcher<'_> {
         let verdict = eval(&r.node, &ctx, &mut trace);
         Ok((verdict, trace.unwrap_or_default()))
     }
+}
+
+/// The record's text: as the walk proved it ASCII, or checked for UTF-8.
+fn text_of<'r>(record: &'r [u8], ascii: Option<&'r str>) -> Result<&'r str, JsonError> {
+    ascii.map_or_else(|| json::record_text(record), Ok)
 }
 
 /// True when no literal can overlap another in a text (no literal contains
