@@ -33,16 +33,80 @@ struct TrieNode {
     /// no rule's path: the tag turns almost every rejection into one
     /// integer comparison instead of a byte comparison per child.
     children: Vec<(u64, Box<[u8]>, usize)>,
-    /// One bit per child, at [`tag_bit`] of its tag: a key whose bit is
-    /// clear is on no path, known without scanning the children (the root
-    /// has a dozen, and most of a record's keys are read by no rule).
-    bits: u128,
+    /// The children by a hash of their tags: a key is looked up with a
+    /// multiplication and, almost always, one probe, however many children
+    /// there are (a linear scan of the root's dozen, its exit unpredictable,
+    /// cost more than the rest of the lookup).
+    slots: TagSlots,
     terminal: Option<usize>,
 }
 
-#[inline]
-fn tag_bit(tag: u64) -> u128 {
-    1u128 << (tag.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 57)
+/// An open-addressing table of a node's children by tag, at most a
+/// quarter full: each slot is 0 or 1 + the index of the first child with
+/// a tag, probed from `(tag * MULTIPLIER) >> shift` onwards.
+#[derive(Debug, Clone)]
+struct TagSlots {
+    shift: u32,
+    slots: Box<[u32]>,
+}
+
+impl Default for TagSlots {
+    fn default() -> Self {
+        TagSlots {
+            shift: 60,
+            slots: vec![0; 16].into_boxed_slice(),
+        }
+    }
+}
+
+impl TagSlots {
+    const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+
+    fn build(children: &[(u64, Box<[u8]>, usize)]) -> TagSlots {
+        let bits = (children.len() * 4)
+            .next_power_of_two()
+            .trailing_zeros()
+            .max(4);
+        let mut table = TagSlots {
+            shift: 64 - bits,
+            slots: vec![0; 1 << bits].into_boxed_slice(),
+        };
+        for (i, (tag, ..)) in children.iter().enumerate() {
+            let mask = table.slots.len() - 1;
+            let mut at = table.home(*tag);
+            loop {
+                match table.slots[at] {
+                    0 => {
+                        table.slots[at] = i as u32 + 1;
+                        break;
+                    }
+                    // An earlier child has this tag: lookups find that one first.
+                    s if children[s as usize - 1].0 == *tag => break,
+                    _ => at = (at + 1) & mask,
+                }
+            }
+        }
+        table
+    }
+
+    #[inline(always)]
+    fn home(&self, tag: u64) -> usize {
+        (tag.wrapping_mul(Self::MULTIPLIER) >> self.shift) as usize
+    }
+
+    /// The index of the first child with tag `tag`.
+    #[inline(always)]
+    fn first(&self, tag: u64, children: &[(u64, Box<[u8]>, usize)]) -> Option<usize> {
+        let mask = self.slots.len() - 1;
+        let mut at = self.home(tag);
+        loop {
+            let i = (*self.slots.get(at)? as usize).checked_sub(1)?;
+            if children.get(i)?.0 == tag {
+                return Some(i);
+            }
+            at = (at + 1) & mask;
+        }
+    }
 }
 
 /// The key's length and its first seven bytes, packed.
@@ -97,7 +161,7 @@ impl PathTrie {
                     let n = self.nodes.len() - 1;
                     let parent = &mut self.nodes[node];
                     parent.children.push((key_tag(key), key.into(), n));
-                    parent.bits |= tag_bit(key_tag(key));
+                    parent.slots = TagSlots::build(&parent.children);
                     n
                 }
             };
@@ -134,10 +198,13 @@ impl PathTrie {
     fn child(&self, node: usize, key: &[u8]) -> Option<usize> {
         let tag = key_tag(key);
         let node = self.nodes.get(node)?;
-        if node.bits & tag_bit(tag) == 0 {
-            return None;
+        let first = node.slots.first(tag, &node.children)?;
+        let (_, k, n) = &node.children[first];
+        if same_key(k, key) {
+            return Some(*n);
         }
-        node.children
+        // Keys that share a tag (same length, same first seven bytes).
+        node.children[first + 1..]
             .iter()
             .find(|(t, k, _)| *t == tag && same_key(k, key))
             .map(|(_, _, n)| *n)
@@ -874,6 +941,35 @@ mod tests {
             t.intern(&p.split('.').map(str::to_string).collect::<Vec<_>>());
         }
         t
+    }
+
+    /// Lookups by tag slots find every key and nothing else, in nodes with
+    /// keys that share a tag (same length, same first seven bytes), and
+    /// with many keys.
+    #[test]
+    fn trie_lookups_by_tag_slots() {
+        let mut wide: Vec<String> = (0..300).map(|i| format!("k{i}")).collect();
+        wide.extend(["abcdefgX1", "abcdefgY1", "abcdefgZ1"].map(String::from));
+        let narrow: Vec<String> = ["eventName", "abcdefgX1", "abcdefgY1", "abcdefgX12"]
+            .map(String::from)
+            .to_vec();
+        // Enough keys for some to probe past their home slot.
+        let crowded: Vec<String> = (0..200).map(|i| format!("key{i}")).collect();
+        for keys in [wide, narrow, crowded] {
+            let mut t = PathTrie::new();
+            let ids: Vec<usize> = keys
+                .iter()
+                .map(|k| t.intern(&[k.clone(), "leaf".to_string()]))
+                .collect();
+            for (key, id) in keys.iter().zip(&ids) {
+                let node = t.child(0, key.as_bytes()).expect(key);
+                let leaf = t.child(node, b"leaf").expect(key);
+                assert_eq!(t.nodes[leaf].terminal, Some(*id), "{key}");
+            }
+            for absent in ["abcdefgW1", "abcdefg", "eventNam", "k300", "", "leaf"] {
+                assert_eq!(t.child(0, absent.as_bytes()), None, "{absent}");
+            }
+        }
     }
 
     #[test]
