@@ -126,15 +126,16 @@ fn key_tag(key: &[u8]) -> u64 {
 }
 
 /// Whether two keys with equal tags are equal: past the tag's seven bytes,
-/// keys up to 15 bytes compare as one word (most CloudTrail keys are 8–15
-/// bytes; a call to `memcmp` for them cost more than the comparison).
-#[inline]
+/// keys up to 23 bytes compare as one or two words (most CloudTrail keys
+/// are 8–20 bytes; a call to `memcmp` for them cost more than the
+/// comparison).
+#[inline(always)]
 fn same_key(a: &[u8], b: &[u8]) -> bool {
-    if a.len() <= 7 {
-        return true;
-    }
-    match (a.last_chunk::<8>(), b.last_chunk::<8>()) {
-        (Some(x), Some(y)) if a.len() <= 15 => x == y,
+    // Equal tags: the same first seven bytes, and the same length below 255.
+    match a.len() {
+        0..=7 => true,
+        8..=15 => a.last_chunk::<8>() == b.last_chunk::<8>(),
+        16..=23 => a.last_chunk::<16>() == b.last_chunk::<16>(),
         _ => a == b,
     }
 }
@@ -950,9 +951,20 @@ mod tests {
     fn trie_lookups_by_tag_slots() {
         let mut wide: Vec<String> = (0..300).map(|i| format!("k{i}")).collect();
         wide.extend(["abcdefgX1", "abcdefgY1", "abcdefgZ1"].map(String::from));
-        let narrow: Vec<String> = ["eventName", "abcdefgX1", "abcdefgY1", "abcdefgX12"]
-            .map(String::from)
-            .to_vec();
+        // Keys of each length class `same_key` compares differently.
+        let narrow: Vec<String> = [
+            "eventName",
+            "abcdefgX1",
+            "abcdefgY1",
+            "abcdefgX12",
+            "requestParametersA",
+            "requestParametersB",
+            "Xequest",
+            "requestParametersAndSomeMore1",
+            "requestParametersAndSomeMore2",
+        ]
+        .map(String::from)
+        .to_vec();
         // Enough keys for some to probe past their home slot.
         let crowded: Vec<String> = (0..200).map(|i| format!("key{i}")).collect();
         for keys in [wide, narrow, crowded] {
@@ -966,7 +978,16 @@ mod tests {
                 let leaf = t.child(node, b"leaf").expect(key);
                 assert_eq!(t.nodes[leaf].terminal, Some(*id), "{key}");
             }
-            for absent in ["abcdefgW1", "abcdefg", "eventNam", "k300", "", "leaf"] {
+            for absent in [
+                "abcdefgW1",
+                "abcdefg",
+                "eventNam",
+                "k300",
+                "",
+                "leaf",
+                "requestParametersC",
+                "requestParametersAndSomeMore3",
+            ] {
                 assert_eq!(t.child(0, absent.as_bytes()), None, "{absent}");
             }
         }

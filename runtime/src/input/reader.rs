@@ -13,6 +13,9 @@ use super::scan::{self, Scanner, Span};
 use super::{BufferPool, Damage, InputSource, MAX_RECORD_BYTES, READ_SIZE};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
+/// Read past a batch's target, to find the end of the record that
+/// straddles it: CloudTrail records are a few KiB.
+const STRADDLE: usize = 64 << 10;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// One record of a [`Batch`]: `data[start..end]` is exactly the record's JSON text (an object).
@@ -368,7 +371,7 @@ impl RecordReader {
         loop {
             if !self.started {
                 if self.buf.len() < BOM.len() && !self.eof {
-                    self.fill();
+                    self.fill_up_to(self.read_size);
                     continue;
                 }
                 if self.buf.starts_with(BOM) {
@@ -399,7 +402,16 @@ impl RecordReader {
             if self.make_room() {
                 return Some(self.cut());
             }
-            self.fill();
+            // Read up to the target and a little past it, for the record
+            // that straddles it: what is read past that record is copied
+            // into the next batch's buffer (reading a whole READ_SIZE
+            // there copied half of every 2 MiB batch).
+            let have = self.base + self.buf.len() as u64;
+            let want = match stop_at.checked_sub(have) {
+                Some(short) if short > 0 => short as usize + STRADDLE,
+                _ => self.read_size,
+            };
+            self.fill_up_to(want);
         }
     }
 
@@ -421,8 +433,9 @@ impl RecordReader {
         false
     }
 
-    /// Reads up to [`READ_SIZE`] more bytes.
-    fn fill(&mut self) {
+    /// Reads up to `want` more bytes, and at most [`READ_SIZE`].
+    fn fill_up_to(&mut self, want: usize) {
+        let ask = want.clamp(1, self.read_size);
         if self.buf.capacity() == 0 {
             if let Some(pool) = &self.pool {
                 // A file's first buffer: reused too (an S3 tree is a thousand small files).
@@ -441,10 +454,8 @@ impl RecordReader {
         }
         let old = self.buf.len();
         // Exact: doubling a buffer that holds a 16 MiB record would double the memory bound.
-        self.buf.reserve_exact(self.read_size);
-        let result = (&mut self.src)
-            .take(self.read_size as u64)
-            .read_to_end(&mut self.buf);
+        self.buf.reserve_exact(ask);
+        let result = (&mut self.src).take(ask as u64).read_to_end(&mut self.buf);
         let n = self.buf.len() - old;
         self.bytes_since += n as u64;
         #[cfg(test)]
@@ -453,7 +464,7 @@ impl RecordReader {
         }
         match result {
             Ok(_) => {
-                if n < self.read_size {
+                if n < ask {
                     self.eof = true;
                 }
             }
