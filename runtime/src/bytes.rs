@@ -106,69 +106,6 @@ unsafe fn is_ascii_avx2(s: &[u8]) -> bool {
     _mm256_movemask_epi8(high) == 0 && chunks.remainder().is_ascii()
 }
 
-/// Where the first line of `s` ends (its `\n`), and whether `key` occurs
-/// in that line: one pass over the line's bytes instead of a newline search
-/// then a substring search (the record reader asks this of every JSON Lines
-/// line, with `key` = `"Records"`). `key` holds no `\n` and has two bytes
-/// or more.
-pub(crate) fn line_end_and_key(s: &[u8], key: &[u8]) -> (Option<usize>, bool) {
-    debug_assert!(key.len() >= 2 && !key.contains(&b'\n'));
-    #[cfg(target_arch = "x86_64")]
-    if Avx2::detect().is_some() {
-        // SAFETY: AVX2 is present (checked at run time).
-        return unsafe { line_end_and_key_avx2(s, key) };
-    }
-    line_end_and_key_from(s, key, 0, false)
-}
-
-/// [`line_end_and_key`] from `s[from..]`, `found` telling whether `key`
-/// was found before `from` (a match that starts before `from` was checked
-/// in full there).
-fn line_end_and_key_from(s: &[u8], key: &[u8], from: usize, found: bool) -> (Option<usize>, bool) {
-    let rest = &s[from..];
-    let end = memchr::memchr(b'\n', rest);
-    let line = &rest[..end.unwrap_or(rest.len())];
-    let found = found || memchr::memmem::find(line, key).is_some();
-    (end.map(|e| from + e), found)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn line_end_and_key_avx2(s: &[u8], key: &[u8]) -> (Option<usize>, bool) {
-    use std::arch::x86_64::*;
-    let newline = _mm256_set1_epi8(b'\n' as i8);
-    let first = _mm256_set1_epi8(key[0] as i8);
-    let second = _mm256_set1_epi8(key[1] as i8);
-    let mut found = false;
-    let mut i = 0;
-    // 33 bytes: the second load is one byte further on.
-    while i + 33 <= s.len() {
-        // SAFETY: both loads lie within `s`, and are unaligned.
-        let (x, y) = unsafe {
-            (
-                _mm256_loadu_si256(s.as_ptr().add(i).cast()),
-                _mm256_loadu_si256(s.as_ptr().add(i + 1).cast()),
-            )
-        };
-        let ends = _mm256_movemask_epi8(_mm256_cmpeq_epi8(x, newline)) as u32;
-        let pairs = _mm256_and_si256(_mm256_cmpeq_epi8(x, first), _mm256_cmpeq_epi8(y, second));
-        let mut starts = _mm256_movemask_epi8(pairs) as u32;
-        if ends != 0 {
-            // Only starts before the newline.
-            starts &= (1u32 << ends.trailing_zeros()) - 1;
-        }
-        while starts != 0 && !found {
-            found = s[i + starts.trailing_zeros() as usize..].starts_with(key);
-            starts &= starts - 1;
-        }
-        if ends != 0 {
-            return (Some(i + ends.trailing_zeros() as usize), found);
-        }
-        i += 32;
-    }
-    line_end_and_key_from(s, key, i, found)
-}
-
 fn find_string_special_swar(s: &[u8], seen: &mut u64) -> usize {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
@@ -218,37 +155,6 @@ mod tests {
                     s[at] = b'a';
                 }
             }
-        }
-    }
-
-    /// The one-pass line end and key search answers as a newline search
-    /// then a substring search do, at every length and alignment.
-    #[test]
-    fn line_end_and_key_agrees_with_two_searches() {
-        let mut state = 0x853c_49e6_748f_ea9bu64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        let key = b"\"Records\"";
-        let pieces: [&[u8]; 6] = [b"\"Records\"", b"\"R", b"\"Record", b"\n", b"ab", b"\"x"];
-        for _ in 0..20_000 {
-            let mut s = Vec::new();
-            while s.len() < (next() % 120) as usize {
-                s.extend_from_slice(pieces[(next() % pieces.len() as u64) as usize]);
-            }
-            let end = memchr::memchr(b'\n', &s);
-            let line = &s[..end.unwrap_or(s.len())];
-            let expected = (end, memchr::memmem::find(line, key).is_some());
-            assert_eq!(
-                line_end_and_key(&s, key),
-                expected,
-                "{:?}",
-                String::from_utf8_lossy(&s)
-            );
-            assert_eq!(line_end_and_key_from(&s, key, 0, false), expected);
         }
     }
 

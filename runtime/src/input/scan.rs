@@ -8,6 +8,7 @@
 //! reader which bytes it still needs.
 
 use memchr::memchr;
+use memchr::memmem;
 
 #[cfg(target_arch = "x86_64")]
 use crate::bytes::Avx2;
@@ -123,6 +124,7 @@ pub(crate) struct Scanner {
     /// Take a line that is one `{...}` whole, without checking it (see
     /// [`Scanner::set_line_records`]).
     line_records: bool,
+    records_key: memmem::Finder<'static>,
     /// Where the last line taken whole ended (so a line start is known even
     /// when the buffer begins there); 0 at the start of the stream.
     line_taken_until: u64,
@@ -134,10 +136,6 @@ pub(crate) struct Scanner {
 fn feed_avx2(s: &mut Scanner, search: Avx2, buf: &[u8], base: u64, stop_at: u64) -> bool {
     s.feed_with(search, buf, base, stop_at)
 }
-
-/// A line holding this is read by the strict scanner, which tells whether it
-/// is a `{"Records":[...]}` envelope.
-const RECORDS_KEY: &[u8] = b"\"Records\"";
 
 #[inline]
 fn is_ws(b: u8) -> bool {
@@ -203,6 +201,7 @@ impl Scanner {
             damage: Vec::new(),
             line_records: false,
             line_taken_until: 0,
+            records_key: memmem::Finder::new(b"\"Records\""),
         }
     }
 
@@ -222,15 +221,16 @@ impl Scanner {
     #[inline]
     fn whole_line(&self, buf: &[u8], i: usize) -> Option<(usize, usize)> {
         let rest = &buf[i..];
-        let (nl, has_records_key) = crate::bytes::line_end_and_key(rest, RECORDS_KEY);
-        let nl = nl?;
+        let nl = memchr(b'\n', rest)?;
         let mut len = nl;
         while len > 0 && matches!(rest[len - 1], b' ' | b'\t' | b'\r') {
             len -= 1;
         }
         let line = &rest[..len];
-        (line.last() == Some(&b'}') && len as u64 <= self.max_record && !has_records_key)
-            .then_some((len, nl + 1))
+        (line.last() == Some(&b'}')
+            && len as u64 <= self.max_record
+            && self.records_key.find(line).is_none())
+        .then_some((len, nl + 1))
     }
 
     pub(crate) fn set_max_record(&mut self, max: u64) {
