@@ -34,32 +34,183 @@ pub(super) struct Summary {
     pub backslash: bool,
 }
 
-/// Proof that this CPU has what stage one is compiled for.
-#[derive(Clone, Copy)]
-pub(super) struct Simd(());
+/// Which stage one this CPU runs: the one for AVX2, or the one for
+/// AVX-512 (64 bytes per instruction, comparisons straight into bit masks,
+/// and positions written sixteen at a time by compressing a byte vector).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Simd {
+    Avx2,
+    Avx512,
+}
 
 impl Simd {
-    /// (std caches the answers, so asking per record costs a few loads.)
+    /// The best this CPU has (std caches the answers, so asking per record
+    /// costs a few loads).
     #[inline]
     pub(super) fn detect() -> Option<Simd> {
-        let has = std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("pclmulqdq")
-            && std::arch::is_x86_feature_detected!("bmi1")
-            && std::arch::is_x86_feature_detected!("popcnt");
-        has.then_some(Simd(()))
+        use std::arch::is_x86_feature_detected as has;
+        let base = has!("pclmulqdq") && has!("bmi1") && has!("popcnt");
+        if base && has!("avx512f") && has!("avx512bw") && has!("avx512vbmi2") {
+            Some(Simd::Avx512)
+        } else if base && has!("avx2") {
+            Some(Simd::Avx2)
+        } else {
+            None
+        }
     }
 }
 
 /// Stage one: fills `index` with the record's structural positions, then
 /// `b.len()` as a sentinel. `None` when the record cannot be valid JSON
 /// (an unterminated string, a control byte in a string, a bad escape).
-pub(super) fn index(b: &[u8], index: &mut Vec<u32>, _: Simd) -> Option<Summary> {
+pub(super) fn index(b: &[u8], index: &mut Vec<u32>, simd: Simd) -> Option<Summary> {
     debug_assert!(b.len() <= INDEXED_MAX);
-    // SAFETY: a `Simd` exists only where the CPU has every feature needed.
-    unsafe { index_avx2(b, index) }
+    // At most one position per byte, plus the sentinel, plus the slack the
+    // unconditional writes of a block's positions run into.
+    index.clear();
+    index.reserve(b.len() + 72);
+    // SAFETY: `detect` made `simd` only where the CPU has every feature
+    // the function is compiled for.
+    unsafe {
+        match simd {
+            Simd::Avx2 => index_avx2(b, index),
+            Simd::Avx512 => index_avx512(b, index),
+        }
+    }
 }
 
 const ODD_BITS: u64 = 0xAAAA_AAAA_AAAA_AAAA;
+
+/// One bit per byte of a 64-byte block, for each class stage one needs.
+struct Classes {
+    backslashes: u64,
+    quotes: u64,
+    /// Bytes ≤ 0x1f.
+    control: u64,
+    whitespace: u64,
+    /// `{ } [ ] : ,` (and control bytes that look like them; stage two
+    /// reads the byte itself, and rejects those).
+    operators: u64,
+    /// Bytes ≥ 0x80.
+    high: u64,
+}
+
+// Whitespace by the low nibble (bytes ≥ 0x80 look up 0): a byte is
+// whitespace when the table gives it back; the other entries are chosen to
+// match no byte with that low nibble.
+const WS_TABLE: [u8; 16] = [
+    b' ', 100, 100, 100, 17, 100, 113, 2, 100, b'\t', b'\n', 112, 100, b'\r', 100, 100,
+];
+// Operators by the low nibble: `[` and `]` OR 0x20 are `{` and `}`.
+const OP_TABLE: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b':', b'{', b',', b'}', 0, 0];
+
+/// What carries from one block to the next, and what stage one learns on
+/// the way.
+#[derive(Default)]
+struct Carry {
+    /// The next block's first byte is escaped (0 or 1).
+    escaped_next: u64,
+    /// All ones when the block ends inside a string.
+    in_string: u64,
+    /// The block's last byte is part of an unquoted scalar (0 or 1).
+    scalar: u64,
+    any_backslash: u64,
+    control_in_string: u64,
+    high: u64,
+}
+
+impl Carry {
+    /// The structural bits of the block at `start`, or `None` when one of
+    /// its escapes is not JSON.
+    ///
+    /// # Safety
+    /// The CPU must have PCLMULQDQ.
+    #[inline(always)]
+    unsafe fn block(&mut self, b: &[u8], start: usize, c: Classes) -> Option<u64> {
+        use std::arch::x86_64::*;
+        self.high |= c.high;
+        // The bytes escaped by a backslash: in a run of backslashes every
+        // other one escapes the next byte, counted from the run's start
+        // (the subtraction carries through each run).
+        let escaped = if c.backslashes == 0 {
+            std::mem::take(&mut self.escaped_next)
+        } else {
+            self.any_backslash = 1;
+            let unescaped = c.backslashes & !self.escaped_next;
+            let codes = ((unescaped << 1) | ODD_BITS).wrapping_sub(unescaped) ^ ODD_BITS;
+            let e = codes ^ (c.backslashes | self.escaped_next);
+            self.escaped_next = (codes & c.backslashes) >> 63;
+            e
+        };
+        if escaped != 0 && !escapes_valid(b, start, escaped) {
+            return None;
+        }
+        let quotes = c.quotes & !escaped;
+        // Inside a string: from its opening quote up to, not including, its
+        // closing quote (a prefix XOR of the quotes, by carry-less multiply).
+        // SAFETY: the caller guarantees PCLMULQDQ.
+        let prefix = unsafe {
+            let q = _mm_set_epi64x(0, quotes as i64);
+            _mm_cvtsi128_si64(_mm_clmulepi64_si128(q, _mm_set1_epi8(-1), 0)) as u64
+        };
+        let in_string = prefix ^ self.in_string;
+        self.in_string = ((in_string as i64) >> 63) as u64;
+        self.control_in_string |= c.control & in_string;
+        // A string's bytes after its opening quote, closing quote included.
+        let string_tail = in_string ^ quotes;
+        // A scalar starts at a byte that is neither an operator nor
+        // whitespace and does not continue another (a quote never does).
+        let scalar = !(c.operators | c.whitespace);
+        let unquoted = scalar & !quotes;
+        let continues = (unquoted << 1) | self.scalar;
+        self.scalar = unquoted >> 63;
+        Some((c.operators | (scalar & !continues)) & !string_tail)
+    }
+
+    /// After the last block: the summary, or `None` when a string is left
+    /// open or holds a control byte, or the last byte escapes nothing.
+    fn finish(&self) -> Option<Summary> {
+        let closed = self.in_string == 0 && self.escaped_next == 0;
+        (closed && self.control_in_string == 0).then_some(Summary {
+            non_ascii: self.high != 0,
+            backslash: self.any_backslash != 0,
+        })
+    }
+}
+
+/// Each 64-byte block of `b` in turn (the last one padded with spaces,
+/// which change nothing), as a pointer to its bytes and its offset.
+#[inline(always)]
+fn blocks(b: &[u8], mut each: impl FnMut(*const u8, usize) -> Option<()>) -> Option<()> {
+    let mut tail = [b' '; 64];
+    let mut start = 0;
+    while start < b.len() {
+        let block = if b.len() - start >= 64 {
+            // In bounds: 64 bytes from `start` lie within `b`.
+            b[start..].as_ptr()
+        } else {
+            tail[..b.len() - start].copy_from_slice(&b[start..]);
+            tail.as_ptr()
+        };
+        each(block, start)?;
+        start += 64;
+    }
+    Some(())
+}
+
+/// Ends the index with the sentinel, `written` positions before it.
+///
+/// # Safety
+/// `written + 1` must be within the capacity, and the first `written`
+/// positions written.
+#[inline(always)]
+unsafe fn seal(index: &mut Vec<u32>, written: usize, len: usize) {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        *index.as_mut_ptr().add(written) = len as u32;
+        index.set_len(written + 1);
+    }
+}
 
 #[target_feature(enable = "avx2,pclmulqdq,bmi1,popcnt")]
 unsafe fn index_avx2(b: &[u8], index: &mut Vec<u32>) -> Option<Summary> {
@@ -72,148 +223,148 @@ unsafe fn index_avx2(b: &[u8], index: &mut Vec<u32>) -> Option<Summary> {
         let hi = _mm256_movemask_epi8(hi) as u32 as u64;
         lo | (hi << 32)
     }
-
-    index.clear();
-    // At most one position per byte, plus the sentinel, plus the slack the
-    // unrolled writes below run into.
-    index.reserve(b.len() + 72);
-    let out = index.as_mut_ptr();
-    let mut written = 0usize;
-
     // The same 16-byte table in both 128-bit lanes (`vpshufb` looks up
     // within a lane).
     #[inline(always)]
     unsafe fn both_lanes(table: &[u8; 16]) -> __m256i {
-        let lane = _mm_loadu_si128(table.as_ptr().cast());
-        _mm256_broadcastsi128_si256(lane)
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(table.as_ptr().cast()))
     }
 
-    // Looked up by the low nibble (bytes ≥ 0x80 look up 0): a byte is
-    // whitespace when the table gives it back; the other entries are
-    // chosen to match no byte with that low nibble.
-    let ws_table = both_lanes(&[
-        b' ', 100, 100, 100, 17, 100, 113, 2, 100, b'\t', b'\n', 112, 100, b'\r', 100, 100,
-    ]);
-    // `[` and `]` OR 0x20 are `{` and `}`. A control byte can pass for an
-    // operator here (0x1a for `:`); stage two reads the byte itself, and
-    // rejects it.
-    let op_table = both_lanes(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b':', b'{', b',', b'}', 0, 0]);
+    let ws_table = both_lanes(&WS_TABLE);
+    let op_table = both_lanes(&OP_TABLE);
     let quote = _mm256_set1_epi8(b'"' as i8);
     let backslash = _mm256_set1_epi8(b'\\' as i8);
     let control_max = _mm256_set1_epi8(0x1f);
     let x20 = _mm256_set1_epi8(0x20);
-    let all_ones = _mm_set1_epi8(-1);
-
-    // Carried from block to block: the next byte is escaped; we are inside
-    // a string (all ones); the last byte was part of a scalar.
-    let mut escaped_next = 0u64;
-    let mut in_string_carry = 0u64;
-    let mut scalar_carry = 0u64;
-    let mut high = _mm256_setzero_si256();
-    let mut any_backslash = 0u64;
-    let mut control_in_string = 0u64;
-    let mut tail = [b' '; 64];
-
-    let mut start = 0usize;
-    while start < b.len() {
-        let block: *const u8 = if b.len() - start >= 64 {
-            b.as_ptr().add(start)
-        } else {
-            // Whitespace after the end changes nothing.
-            tail[..b.len() - start].copy_from_slice(&b[start..]);
-            tail.as_ptr()
+    let out = index.as_mut_ptr();
+    let mut written = 0usize;
+    let mut carry = Carry::default();
+    blocks(b, |block, start| {
+        // SAFETY: a block is 64 readable bytes; the loads are unaligned.
+        let (lo, hi) = unsafe {
+            (
+                _mm256_loadu_si256(block.cast()),
+                _mm256_loadu_si256(block.add(32).cast()),
+            )
         };
-        let lo = _mm256_loadu_si256(block.cast());
-        let hi = _mm256_loadu_si256(block.add(32).cast());
-        high = _mm256_or_si256(high, _mm256_or_si256(lo, hi));
-
-        let backslashes = bits(
-            _mm256_cmpeq_epi8(lo, backslash),
-            _mm256_cmpeq_epi8(hi, backslash),
-        );
-        let quotes = bits(_mm256_cmpeq_epi8(lo, quote), _mm256_cmpeq_epi8(hi, quote));
-        // Unsigned x <= 0x1f exactly when min(x, 0x1f) == x.
-        let control = bits(
-            _mm256_cmpeq_epi8(_mm256_min_epu8(lo, control_max), lo),
-            _mm256_cmpeq_epi8(_mm256_min_epu8(hi, control_max), hi),
-        );
-        let whitespace = bits(
-            _mm256_cmpeq_epi8(_mm256_shuffle_epi8(ws_table, lo), lo),
-            _mm256_cmpeq_epi8(_mm256_shuffle_epi8(ws_table, hi), hi),
-        );
-        let operators = bits(
-            _mm256_cmpeq_epi8(_mm256_or_si256(lo, x20), _mm256_shuffle_epi8(op_table, lo)),
-            _mm256_cmpeq_epi8(_mm256_or_si256(hi, x20), _mm256_shuffle_epi8(op_table, hi)),
-        );
-
-        // The bytes escaped by a backslash: in a run of backslashes every
-        // other one escapes the next byte, counted from the run's start
-        // (the subtraction carries through each run).
-        let escaped = if backslashes == 0 {
-            let e = escaped_next;
-            escaped_next = 0;
-            e
-        } else {
-            any_backslash = 1;
-            let unescaped = backslashes & !escaped_next;
-            let codes = ((unescaped << 1) | ODD_BITS).wrapping_sub(unescaped) ^ ODD_BITS;
-            let e = codes ^ (backslashes | escaped_next);
-            escaped_next = (codes & backslashes) >> 63;
-            e
+        let classes = Classes {
+            backslashes: bits(
+                _mm256_cmpeq_epi8(lo, backslash),
+                _mm256_cmpeq_epi8(hi, backslash),
+            ),
+            quotes: bits(_mm256_cmpeq_epi8(lo, quote), _mm256_cmpeq_epi8(hi, quote)),
+            // Unsigned x <= 0x1f exactly when min(x, 0x1f) == x.
+            control: bits(
+                _mm256_cmpeq_epi8(_mm256_min_epu8(lo, control_max), lo),
+                _mm256_cmpeq_epi8(_mm256_min_epu8(hi, control_max), hi),
+            ),
+            whitespace: bits(
+                _mm256_cmpeq_epi8(_mm256_shuffle_epi8(ws_table, lo), lo),
+                _mm256_cmpeq_epi8(_mm256_shuffle_epi8(ws_table, hi), hi),
+            ),
+            operators: bits(
+                _mm256_cmpeq_epi8(_mm256_or_si256(lo, x20), _mm256_shuffle_epi8(op_table, lo)),
+                _mm256_cmpeq_epi8(_mm256_or_si256(hi, x20), _mm256_shuffle_epi8(op_table, hi)),
+            ),
+            high: bits(lo, hi),
         };
-        if escaped != 0 && !escapes_valid(b, start, escaped) {
-            return None;
-        }
-
-        let quotes = quotes & !escaped;
-        // Inside a string: from its opening quote up to, not including, its
-        // closing quote (a prefix XOR of the quotes).
-        let prefix = _mm_clmulepi64_si128(_mm_set_epi64x(0, quotes as i64), all_ones, 0);
-        let in_string = (_mm_cvtsi128_si64(prefix) as u64) ^ in_string_carry;
-        in_string_carry = ((in_string as i64) >> 63) as u64;
-        control_in_string |= control & in_string;
-        // A string's bytes after its opening quote, closing quote included.
-        let string_tail = in_string ^ quotes;
-
-        // A scalar starts at a byte that is neither an operator nor
-        // whitespace and does not continue another (a quote never does).
-        let scalar = !(operators | whitespace);
-        let unquoted = scalar & !quotes;
-        let continues = (unquoted << 1) | scalar_carry;
-        scalar_carry = unquoted >> 63;
-        let mut structural = (operators | (scalar & !continues)) & !string_tail;
-
-        // Write eight positions per step, past the count if need be: the
-        // slack reserved above takes the excess, which the next block (or
-        // the sentinel) overwrites.
+        // SAFETY: PCLMULQDQ is enabled for this function.
+        let mut structural = unsafe { carry.block(b, start, classes) }?;
+        // Eight positions per step, past the count if need be: the slack
+        // reserved takes the excess, which the next block (or the
+        // sentinel) overwrites.
         let count = structural.count_ones() as usize;
-        let at = out.add(written);
         let base = start as u32;
         let mut i = 0;
         while i < count {
             for k in 0..8 {
                 // One scalar store each: left to itself the compiler packs
                 // the eight into a vector with inserts, which is slower.
-                at.add(i + k)
-                    .write_volatile(base + structural.trailing_zeros());
+                // SAFETY: within the capacity reserved (at most one
+                // position per byte of `b`, plus 72).
+                unsafe {
+                    out.add(written + i + k)
+                        .write_volatile(base + structural.trailing_zeros())
+                };
                 structural &= structural.wrapping_sub(1);
             }
             i += 8;
         }
         written += count;
-        start += 64;
+        Some(())
+    })?;
+    let summary = carry.finish()?;
+    // SAFETY: `written` positions are written, and the sentinel fits.
+    unsafe { seal(index, written, b.len()) };
+    Some(summary)
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi2,pclmulqdq,bmi1,popcnt")]
+unsafe fn index_avx512(b: &[u8], index: &mut Vec<u32>) -> Option<Summary> {
+    use std::arch::x86_64::*;
+
+    // The same 16-byte table in all four 128-bit lanes.
+    #[inline(always)]
+    unsafe fn all_lanes(table: &[u8; 16]) -> __m512i {
+        _mm512_broadcast_i32x4(_mm_loadu_si128(table.as_ptr().cast()))
     }
-    if control_in_string != 0 || in_string_carry != 0 {
-        return None;
-    }
-    *out.add(written) = b.len() as u32;
-    // SAFETY: `written + 1` positions are initialised, within the capacity
-    // reserved.
-    index.set_len(written + 1);
-    Some(Summary {
-        non_ascii: _mm256_movemask_epi8(high) != 0,
-        backslash: any_backslash != 0,
-    })
+
+    let ws_table = all_lanes(&WS_TABLE);
+    let op_table = all_lanes(&OP_TABLE);
+    let quote = _mm512_set1_epi8(b'"' as i8);
+    let backslash = _mm512_set1_epi8(b'\\' as i8);
+    let control_max = _mm512_set1_epi8(0x1f);
+    let x20 = _mm512_set1_epi8(0x20);
+    // Byte i holds i: compressed by a block's structural bits, they are the
+    // positions within the block.
+    let offsets: [u8; 64] = std::array::from_fn(|i| i as u8);
+    // SAFETY: 64 readable bytes; the load is unaligned.
+    let offsets = unsafe { _mm512_loadu_si512(offsets.as_ptr().cast()) };
+    let out = index.as_mut_ptr();
+    let mut written = 0usize;
+    let mut carry = Carry::default();
+    blocks(b, |block, start| {
+        // SAFETY: a block is 64 readable bytes; the load is unaligned.
+        let x = unsafe { _mm512_loadu_si512(block.cast()) };
+        let classes = Classes {
+            backslashes: _mm512_cmpeq_epi8_mask(x, backslash),
+            quotes: _mm512_cmpeq_epi8_mask(x, quote),
+            control: _mm512_cmple_epu8_mask(x, control_max),
+            whitespace: _mm512_cmpeq_epi8_mask(_mm512_shuffle_epi8(ws_table, x), x),
+            operators: _mm512_cmpeq_epi8_mask(
+                _mm512_or_si512(x, x20),
+                _mm512_shuffle_epi8(op_table, x),
+            ),
+            high: _mm512_movepi8_mask(x),
+        };
+        // SAFETY: PCLMULQDQ is enabled for this function.
+        let structural = unsafe { carry.block(b, start, classes) }?;
+        let count = structural.count_ones() as usize;
+        let packed = _mm512_maskz_compress_epi8(structural, offsets);
+        let base = _mm512_set1_epi32(start as i32);
+        // Sixteen positions per step, past the count if need be (see the
+        // AVX2 version).
+        let mut i = 0;
+        while i < count {
+            let bytes = match i {
+                0 => _mm512_castsi512_si128(packed),
+                16 => _mm512_extracti32x4_epi32::<1>(packed),
+                32 => _mm512_extracti32x4_epi32::<2>(packed),
+                _ => _mm512_extracti32x4_epi32::<3>(packed),
+            };
+            let positions = _mm512_add_epi32(_mm512_cvtepu8_epi32(bytes), base);
+            // SAFETY: within the capacity reserved (at most one position
+            // per byte of `b`, plus 72).
+            unsafe { _mm512_storeu_si512(out.add(written + i).cast(), positions) };
+            i += 16;
+        }
+        written += count;
+        Some(())
+    })?;
+    let summary = carry.finish()?;
+    // SAFETY: `written` positions are written, and the sentinel fits.
+    unsafe { seal(index, written, b.len()) };
+    Some(summary)
 }
 
 /// Whether each escaped byte (bits of the block at `start`) is one JSON
@@ -544,6 +695,105 @@ impl Walk<'_, '_, '_> {
                 _ => {}
             }
             k += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stage one byte by byte: what the block-wise versions must compute.
+    fn reference(b: &[u8]) -> Option<(Vec<u32>, bool, bool)> {
+        let is_ws = |c: u8| c < 0x80 && WS_TABLE[usize::from(c & 15)] == c;
+        let is_op = |c: u8| c < 0x80 && OP_TABLE[usize::from(c & 15)] == c | 0x20;
+        let mut index = Vec::new();
+        let (mut in_string, mut escape_next, mut in_scalar) = (false, false, false);
+        for (i, &c) in b.iter().enumerate() {
+            let escaped = escape_next;
+            escape_next = !escaped && c == b'\\';
+            if escaped && !escapes_valid(b, i, 1) {
+                return None;
+            }
+            let quote = c == b'"' && !escaped;
+            // Inside a string: its opening quote up to its closing quote.
+            let inside = in_string ^ quote;
+            if inside && c <= 0x1f {
+                return None;
+            }
+            let tail = inside ^ quote;
+            let scalar = !is_op(c) && !is_ws(c);
+            if (is_op(c) || scalar && !in_scalar) && !tail {
+                index.push(i as u32);
+            }
+            in_scalar = scalar && !quote;
+            in_string = inside;
+        }
+        if in_string || escape_next {
+            return None;
+        }
+        index.push(b.len() as u32);
+        Some((index, !b.is_ascii(), b.contains(&b'\\')))
+    }
+
+    /// Every stage one this CPU can run writes what the byte-by-byte
+    /// reference does, for real records, mutants of them, and records made
+    /// of the bytes stage one treats specially at every block boundary.
+    #[test]
+    fn stage_ones_agree_with_the_reference() {
+        use std::arch::is_x86_feature_detected as has;
+        let mut ways = Vec::new();
+        if Simd::detect() == Some(Simd::Avx512) {
+            ways.push(Simd::Avx512);
+        }
+        if has!("avx2") && has!("pclmulqdq") && has!("bmi1") && has!("popcnt") {
+            ways.push(Simd::Avx2);
+        }
+        assert!(
+            !ways.is_empty(),
+            "this test needs a CPU with AVX2 and CLMUL"
+        );
+        let records = crate::json::real_records::real_records();
+        let mut cases = crate::json::real_records::mutants(
+            &records,
+            20_000,
+            0x2545_f491_4f6c_dd1d,
+            b"\"\\{}[]:, \t\n0-tfnu/\x00\x1a\x1f\x80\xff",
+            true,
+        );
+        cases.extend(records);
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let alphabet = b"\"\\{}[]:, \tatf0\x01\x1a\xc3";
+        for _ in 0..20_000 {
+            let len = (state % 200) as usize;
+            let case: Vec<u8> = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    alphabet[(state % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            cases.push(case);
+        }
+        // Blocks with more structural bytes than one write step covers.
+        let digits: Vec<String> = (0..300).map(|i| (i % 10).to_string()).collect();
+        cases.push(format!("{{\"a\":[{}]}}", digits.join(",")).into_bytes());
+        cases.push(format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200)).into_bytes());
+        cases.push(format!("{{\"a\":[{}1]}}", "{},".repeat(100)).into_bytes());
+        for case in &cases {
+            let expected = reference(case);
+            for &way in &ways {
+                let mut got = Vec::new();
+                let summary = index(case, &mut got, way);
+                let got = summary.map(|s| (got, s.non_ascii, s.backslash));
+                assert_eq!(
+                    got,
+                    expected,
+                    "{way:?}: {:?}",
+                    String::from_utf8_lossy(case)
+                );
+            }
         }
     }
 }
