@@ -1,6 +1,7 @@
 //! The field walk over a structural index (simdjson's two stages).
 //!
-//! Stage one classifies 64 bytes at a time with AVX2: it finds the quotes
+//! Stage one classifies 64 bytes at a time (AVX2, or AVX-512 where the CPU
+//! has it): it finds the quotes
 //! that open and close strings (escapes resolved with carry arithmetic, the
 //! inside of strings with a carry-less multiply), rejects control bytes
 //! inside strings and bad escapes, and writes the positions of the bytes
@@ -15,10 +16,10 @@
 //! token.
 //!
 //! The index walk only ever decides "valid, with these values" or "not
-//! valid": the byte walk runs again on a record it rejects and reports the
-//! error, so both report the same offset and reason, and a difference
-//! between the two walks could only make a record slower, never change a
-//! verdict (`indexed_walk_agrees_with_the_byte_walk` checks they agree).
+//! valid": the byte walk runs again on a record it refuses and reports the
+//! error, so damage is reported with the byte walk's offset and reason
+//! (`indexed_walk_agrees_with_the_byte_walk` checks that the two walks
+//! agree on verdicts and values).
 
 use super::{Extracted, Frame, PathTrie, Val, MAX_DEPTH};
 
