@@ -1,12 +1,12 @@
 //! The field walk over a structural index (simdjson's two stages).
 //!
 //! Stage one classifies 64 bytes at a time (AVX2, or AVX-512 where the CPU
-//! has it): it finds the quotes
-//! that open and close strings (escapes resolved with carry arithmetic, the
-//! inside of strings with a carry-less multiply), rejects control bytes
-//! inside strings and bad escapes, and writes the positions of the bytes
-//! the grammar turns on — brackets, `:` and `,` outside strings, the quote
-//! that opens each string and the first byte of every other scalar. Stage
+//! has it): it finds the quotes that open and close strings (escapes
+//! resolved with carry arithmetic, the inside of strings with a carry-less
+//! multiply), rejects control bytes inside strings and bad escapes, and
+//! writes the positions of the bytes the grammar turns on — brackets, `:`
+//! and `,` outside strings, the quote that opens each string and the first
+//! byte of every other scalar. Stage
 //! two walks those positions with the trie, as the byte walk does, but never
 //! searches a string for its end: the next position is past it.
 //!
