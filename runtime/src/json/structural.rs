@@ -439,16 +439,27 @@ fn number_end(b: &[u8], mut p: usize) -> Option<usize> {
     Some(p)
 }
 
-/// The closing quote of the string whose opening quote is the structural
-/// before `next`: stage one leaves only whitespace between the two.
+/// The closing quote of the string whose opening quote, at `open`, is the
+/// structural before `next`: stage one leaves only whitespace between the two. (Checked
+/// all the same, so that an index that broke that promise would send the
+/// record to the byte walk instead of panicking.)
 #[inline(always)]
-fn closing_quote(b: &[u8], next: usize) -> usize {
-    let mut e = next - 1;
-    while is_ws(b[e]) {
-        e -= 1;
+fn closing_quote(b: &[u8], open: usize, next: usize) -> Option<usize> {
+    let e = next.wrapping_sub(1);
+    if e > open && b.get(e) == Some(&b'"') {
+        // Compact JSON: nothing between the quote and the next structural.
+        return Some(e);
     }
-    debug_assert_eq!(b[e], b'"');
-    e
+    closing_quote_before_blanks(b, open, next)
+}
+
+#[cold]
+fn closing_quote_before_blanks(b: &[u8], open: usize, next: usize) -> Option<usize> {
+    let mut e = next.checked_sub(1)?;
+    while is_ws(*b.get(e)?) {
+        e = e.checked_sub(1)?;
+    }
+    (e > open && b[e] == b'"').then_some(e)
 }
 
 /// Stage two over `index` (from [`index`]): fills `out` as the byte walk
@@ -534,7 +545,7 @@ impl Walk<'_, '_, '_> {
                 }
                 node = match open {
                     Frame::Object { node: Some(n), .. } => {
-                        let end = closing_quote(b, colon);
+                        let end = closing_quote(b, p, colon)?;
                         let raw = &b[p + 1..end];
                         if self.has_escape(p + 1, end) {
                             self.trie.child(n, super::unescape(raw).as_bytes())
@@ -552,7 +563,7 @@ impl Walk<'_, '_, '_> {
             k += 1;
             if c == b'"' {
                 if node.is_some() || self.leaves {
-                    let end = closing_quote(b, self.at(k)?);
+                    let end = closing_quote(b, p, self.at(k)?)?;
                     let v = Val::Str {
                         start: p as u32 + 1,
                         end: end as u32,
