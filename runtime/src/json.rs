@@ -430,17 +430,15 @@ fn extract_indexed<'r>(
     }
     let simd = structural::Simd::detect()?;
     let mut index = std::mem::take(&mut out.index);
-    let summary = structural::index(record, &mut index, simd);
-    let valid = summary.as_ref().is_some_and(|s| {
-        let skip = validated && !leaves;
-        structural::walk(record, &index, trie, out, leaves, skip, s.backslash)
-    });
+    let skip = validated && !leaves;
+    let summary = structural::index(record, &mut index, simd)
+        .filter(|s| structural::walk(record, &index, trie, out, leaves, skip, s.backslash));
     out.index = index;
-    if !valid {
+    let Some(summary) = summary else {
         out.reset(trie.len());
         return None;
-    }
-    out.non_ascii = summary.is_some_and(|s| s.non_ascii);
+    };
+    out.non_ascii = summary.non_ascii;
     if out.non_ascii {
         return Some(None);
     }
@@ -483,6 +481,66 @@ pub fn record_text(record: &[u8]) -> Result<&str, JsonError> {
         offset: e.valid_up_to(),
         reason: "invalid UTF-8",
     })
+}
+
+/// JSON's whitespace.
+#[inline(always)]
+fn is_ws(c: u8) -> bool {
+    matches!(c, b' ' | b'\n' | b'\r' | b'\t')
+}
+
+/// Where a number's grammar that starts at `p` ends, or where it breaks.
+#[inline(always)]
+fn number_end(b: &[u8], mut p: usize) -> Result<usize, usize> {
+    let digits = |p: &mut usize| {
+        let s = *p;
+        while let Some(b'0'..=b'9') = b.get(*p) {
+            *p += 1;
+        }
+        *p > s
+    };
+    if b.get(p) == Some(&b'-') {
+        p += 1;
+    }
+    if b.get(p) == Some(&b'0') {
+        p += 1;
+    } else if !digits(&mut p) {
+        return Err(p);
+    }
+    if b.get(p) == Some(&b'.') {
+        p += 1;
+        if !digits(&mut p) {
+            return Err(p);
+        }
+    }
+    if let Some(b'e' | b'E') = b.get(p) {
+        p += 1;
+        if let Some(b'+' | b'-') = b.get(p) {
+            p += 1;
+        }
+        if !digits(&mut p) {
+            return Err(p);
+        }
+    }
+    Ok(p)
+}
+
+/// How many bytes the escape whose backslash precedes `b[at]` takes after
+/// the backslash, or why it is not JSON.
+#[inline(always)]
+fn escape_len(b: &[u8], at: usize) -> Result<usize, &'static str> {
+    match b.get(at) {
+        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(1),
+        Some(b'u') => {
+            let hex = b.get(at + 1..at + 5).unwrap_or(&[]);
+            if hex.len() == 4 && hex.iter().all(u8::is_ascii_hexdigit) {
+                Ok(5)
+            } else {
+                Err("invalid \\u escape")
+            }
+        }
+        _ => Err("invalid escape"),
+    }
 }
 
 /// Keeps `v` as a value of the path that ends at trie node `node`, if any
@@ -551,7 +609,7 @@ impl<'a> Walker<'a, '_, '_> {
 
     #[inline(always)]
     fn ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+        while self.peek().is_some_and(is_ws) {
             self.pos += 1;
         }
     }
@@ -775,37 +833,16 @@ impl<'a> Walker<'a, '_, '_> {
 
     #[inline(always)]
     fn number(&mut self) -> Result<(), JsonError> {
-        let digits = |w: &mut Self| {
-            let s = w.pos;
-            while let Some(b'0'..=b'9') = w.peek() {
-                w.pos += 1;
+        match number_end(self.b, self.pos) {
+            Ok(end) => {
+                self.pos = end;
+                Ok(())
             }
-            w.pos > s
-        };
-        if self.peek() == Some(b'-') {
-            self.pos += 1;
-        }
-        if self.peek() == Some(b'0') {
-            self.pos += 1;
-        } else if !digits(self) {
-            return Err(self.err("invalid number"));
-        }
-        if self.peek() == Some(b'.') {
-            self.pos += 1;
-            if !digits(self) {
-                return Err(self.err("invalid number"));
+            Err(at) => {
+                self.pos = at;
+                Err(self.err("invalid number"))
             }
         }
-        if let Some(b'e' | b'E') = self.peek() {
-            self.pos += 1;
-            if let Some(b'+' | b'-') = self.peek() {
-                self.pos += 1;
-            }
-            if !digits(self) {
-                return Err(self.err("invalid number"));
-            }
-        }
-        Ok(())
     }
 
     /// At an opening quote: returns the raw content and whether it has escapes.
@@ -832,16 +869,9 @@ impl<'a> Walker<'a, '_, '_> {
                 _ => return Err(self.err("control character in string")),
             }
             escaped = true;
-            match self.b.get(self.pos + 1) {
-                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.pos += 2,
-                Some(b'u') => {
-                    let hex = self.b.get(self.pos + 2..self.pos + 6).unwrap_or(&[]);
-                    if hex.len() != 4 || !hex.iter().all(u8::is_ascii_hexdigit) {
-                        return Err(self.err("invalid \\u escape"));
-                    }
-                    self.pos += 6;
-                }
-                _ => return Err(self.err("invalid escape")),
+            match escape_len(self.b, self.pos + 1) {
+                Ok(n) => self.pos += 1 + n,
+                Err(reason) => return Err(self.err(reason)),
             }
         }
     }

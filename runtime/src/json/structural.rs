@@ -6,9 +6,9 @@
 //! multiply), rejects control bytes inside strings and bad escapes, and
 //! writes the positions of the bytes the grammar turns on — brackets, `:`
 //! and `,` outside strings, the quote that opens each string and the first
-//! byte of every other scalar. Stage
-//! two walks those positions with the trie, as the byte walk does, but never
-//! searches a string for its end: the next position is past it.
+//! byte of every other scalar. Stage two walks those positions with the
+//! trie, as the byte walk does, but never searches a string for its end:
+//! the next position is past it.
 //!
 //! On CloudTrail records, whose strings are short and many, the byte walk
 //! spent most of its time deciding where each string ends. Here that is
@@ -21,7 +21,7 @@
 //! (`indexed_walk_agrees_with_the_byte_walk` checks that the two walks
 //! agree on verdicts and values).
 
-use super::{Extracted, Frame, PathTrie, Val, MAX_DEPTH};
+use super::{escape_len, is_ws, number_end, Extracted, Frame, PathTrie, Val, MAX_DEPTH};
 
 /// Records longer than this are walked byte by byte: the index holds a
 /// `u32` per structural byte, and one record's index must stay small.
@@ -45,10 +45,14 @@ pub(super) enum Simd {
 }
 
 impl Simd {
-    /// The best this CPU has (std caches the answers, so asking per record
-    /// costs a few loads).
+    /// The best this CPU has, found once (it is asked for every record).
     #[inline]
     pub(super) fn detect() -> Option<Simd> {
+        static BEST: std::sync::OnceLock<Option<Simd>> = std::sync::OnceLock::new();
+        *BEST.get_or_init(Self::best)
+    }
+
+    fn best() -> Option<Simd> {
         use std::arch::is_x86_feature_detected as has;
         let base = has!("pclmulqdq") && has!("bmi1") && has!("popcnt");
         if base && has!("avx512f") && has!("avx512bw") && has!("avx512vbmi2") {
@@ -168,11 +172,26 @@ impl Carry {
         Some((c.operators | (scalar & !continues)) & !string_tail)
     }
 
-    /// After the last block: the summary, or `None` when a string is left
-    /// open or holds a control byte, or the last byte escapes nothing.
-    fn finish(&self) -> Option<Summary> {
+    /// After the last block: ends `index` with the sentinel (`b_len`) after
+    /// its `written` positions and gives the summary, or `None` when a
+    /// string is left open or holds a control byte, or the last byte
+    /// escapes nothing.
+    ///
+    /// # Safety
+    /// `written + 1` must be within the capacity, and the first `written`
+    /// positions written.
+    #[inline(always)]
+    unsafe fn finish(&self, index: &mut Vec<u32>, written: usize, b_len: usize) -> Option<Summary> {
         let closed = self.in_string == 0 && self.escaped_next == 0;
-        (closed && self.control_in_string == 0).then_some(Summary {
+        if !closed || self.control_in_string != 0 {
+            return None;
+        }
+        // SAFETY: as the caller guarantees.
+        unsafe {
+            *index.as_mut_ptr().add(written) = b_len as u32;
+            index.set_len(written + 1);
+        }
+        Some(Summary {
             non_ascii: self.high != 0,
             backslash: self.any_backslash != 0,
         })
@@ -197,20 +216,6 @@ fn blocks(b: &[u8], mut each: impl FnMut(*const u8, usize) -> Option<()>) -> Opt
         start += 64;
     }
     Some(())
-}
-
-/// Ends the index with the sentinel, `written` positions before it.
-///
-/// # Safety
-/// `written + 1` must be within the capacity, and the first `written`
-/// positions written.
-#[inline(always)]
-unsafe fn seal(index: &mut Vec<u32>, written: usize, len: usize) {
-    // SAFETY: as the caller guarantees.
-    unsafe {
-        *index.as_mut_ptr().add(written) = len as u32;
-        index.set_len(written + 1);
-    }
 }
 
 #[target_feature(enable = "avx2,pclmulqdq,bmi1,popcnt")]
@@ -294,10 +299,8 @@ unsafe fn index_avx2(b: &[u8], index: &mut Vec<u32>) -> Option<Summary> {
         written += count;
         Some(())
     })?;
-    let summary = carry.finish()?;
     // SAFETY: `written` positions are written, and the sentinel fits.
-    unsafe { seal(index, written, b.len()) };
-    Some(summary)
+    unsafe { carry.finish(index, written, b.len()) }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi2,pclmulqdq,bmi1,popcnt")]
@@ -362,10 +365,8 @@ unsafe fn index_avx512(b: &[u8], index: &mut Vec<u32>) -> Option<Summary> {
         written += count;
         Some(())
     })?;
-    let summary = carry.finish()?;
     // SAFETY: `written` positions are written, and the sentinel fits.
-    unsafe { seal(index, written, b.len()) };
-    Some(summary)
+    unsafe { carry.finish(index, written, b.len()) }
 }
 
 /// Whether each escaped byte (bits of the block at `start`) is one JSON
@@ -375,23 +376,11 @@ fn escapes_valid(b: &[u8], start: usize, mut escaped: u64) -> bool {
     while escaped != 0 {
         let at = start + escaped.trailing_zeros() as usize;
         escaped &= escaped - 1;
-        match b.get(at) {
-            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {}
-            Some(b'u') => {
-                let hex = b.get(at + 1..at + 5).unwrap_or(&[]);
-                if hex.len() != 4 || !hex.iter().all(u8::is_ascii_hexdigit) {
-                    return false;
-                }
-            }
-            _ => return false,
+        if escape_len(b, at).is_err() {
+            return false;
         }
     }
     true
-}
-
-#[inline(always)]
-fn is_ws(c: u8) -> bool {
-    matches!(c, b' ' | b'\n' | b'\r' | b'\t')
 }
 
 /// Whether only whitespace lies between a scalar's end and the next
@@ -403,46 +392,10 @@ fn only_ws(b: &[u8], end: usize, next: usize) -> bool {
             .is_some_and(|gap| gap.iter().all(|&c| is_ws(c)))
 }
 
-/// The end of a number's grammar from `p`, or None when there is none.
-#[inline(always)]
-fn number_end(b: &[u8], mut p: usize) -> Option<usize> {
-    let digits = |p: &mut usize| {
-        let s = *p;
-        while let Some(b'0'..=b'9') = b.get(*p) {
-            *p += 1;
-        }
-        *p > s
-    };
-    if b.get(p) == Some(&b'-') {
-        p += 1;
-    }
-    if b.get(p) == Some(&b'0') {
-        p += 1;
-    } else if !digits(&mut p) {
-        return None;
-    }
-    if b.get(p) == Some(&b'.') {
-        p += 1;
-        if !digits(&mut p) {
-            return None;
-        }
-    }
-    if let Some(b'e' | b'E') = b.get(p) {
-        p += 1;
-        if let Some(b'+' | b'-') = b.get(p) {
-            p += 1;
-        }
-        if !digits(&mut p) {
-            return None;
-        }
-    }
-    Some(p)
-}
-
 /// The closing quote of the string whose opening quote, at `open`, is the
-/// structural before `next`: stage one leaves only whitespace between the two. (Checked
-/// all the same, so that an index that broke that promise would send the
-/// record to the byte walk instead of panicking.)
+/// structural before `next`: stage one leaves only whitespace between the
+/// two. (Checked all the same, so that an index that broke that promise
+/// would send the record to the byte walk instead of panicking.)
 #[inline(always)]
 fn closing_quote(b: &[u8], open: usize, next: usize) -> Option<usize> {
     let e = next.wrapping_sub(1);
@@ -671,7 +624,7 @@ impl Walk<'_, '_, '_> {
                 (v, p + word.len())
             }
             b'-' | b'0'..=b'9' => {
-                let end = number_end(b, p)?;
+                let end = number_end(b, p).ok()?;
                 let v = Val::Num {
                     start: p as u32,
                     end: end as u32,
