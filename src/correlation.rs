@@ -296,42 +296,46 @@ fn iso(ms: i64) -> String {
     }
 }
 
-/// One alert as the JSON-lines contract of DESIGN.md.
-pub fn alert_json(plan: &Plan, ci: usize, a: &Alert, names: &[String]) -> String {
+/// Appends one alert, a line of the JSON-lines contract of DESIGN.md, to
+/// `out`. `files` are the input names already escaped for JSON: an alert
+/// can list hundreds of records, and escaping a name per record was most
+/// of the time spent writing alerts.
+pub fn alert_json(plan: &Plan, ci: usize, a: &Alert, files: &[String], out: &mut String) {
+    use std::fmt::Write;
     let c = &plan.correlations[ci];
-    let group: Vec<String> = c
-        .group_by
-        .iter()
-        .zip(&a.group)
-        .map(|(k, v)| format!("\"{}\":\"{}\"", escape_json(k), escape_json(v)))
-        .collect();
-    let records: Vec<String> = a
-        .records
-        .iter()
-        .map(|r| {
-            format!(
-                "{{\"file\":\"{}\",\"record\":{},\"line\":{}}}",
-                escape_json(names.get(r.source).map(String::as_str).unwrap_or("-")),
-                r.record,
-                r.line
-            )
-        })
-        .collect();
-    let value = if a.value.fract() == 0.0 && a.value.abs() < 1e15 {
-        format!("{}", a.value as i64)
-    } else {
-        format!("{}", a.value)
-    };
-    format!(
-        "{{\"rule\":{},\"correlation\":{{\"type\":\"{}\",\"group\":{{{}}},\"window\":{{\"start\":\"{}\",\"end\":\"{}\"}},\"value\":{},\"records\":[{}]}}}}\n",
+    // Writing into a `String` cannot fail.
+    let _ = write!(
+        out,
+        "{{\"rule\":{},\"correlation\":{{\"type\":\"{}\",\"group\":{{",
         plan.rule_json[ci],
-        c.kind.as_str(),
-        group.join(","),
+        c.kind.as_str()
+    );
+    for (i, (k, v)) in c.group_by.iter().zip(&a.group).enumerate() {
+        let comma = if i == 0 { "" } else { "," };
+        let _ = write!(out, "{comma}\"{}\":\"{}\"", escape_json(k), escape_json(v));
+    }
+    let _ = write!(
+        out,
+        "}},\"window\":{{\"start\":\"{}\",\"end\":\"{}\"}},\"value\":",
         iso(a.start_ms),
-        iso(a.end_ms),
-        value,
-        records.join(",")
-    )
+        iso(a.end_ms)
+    );
+    if a.value.fract() == 0.0 && a.value.abs() < 1e15 {
+        let _ = write!(out, "{}", a.value as i64);
+    } else {
+        let _ = write!(out, "{}", a.value);
+    }
+    out.push_str(",\"records\":[");
+    for (i, r) in a.records.iter().enumerate() {
+        let comma = if i == 0 { "" } else { "," };
+        let file = files.get(r.source).map(String::as_str).unwrap_or("-");
+        let _ = write!(
+            out,
+            "{comma}{{\"file\":\"{file}\",\"record\":{},\"line\":{}}}",
+            r.record, r.line
+        );
+    }
+    out.push_str("]}}\n");
 }
 
 /// One alert as a table row (same columns as detections).
