@@ -222,7 +222,26 @@ pub struct Evaluated {
 pub fn evaluate(plan: &Plan, mut events: Collector, problems: &mut Vec<String>) -> Evaluated {
     let mut fired: Vec<Fired> = Vec::new();
     let mut spill_failures = 0;
+    // Correlations over base rules only are evaluated together, first;
+    // those over other correlations then take their inner alerts in order.
+    let over_rules: Vec<usize> = (0..plan.correlations.len())
+        .filter(|&ci| {
+            !plan.correlations[ci]
+                .inputs
+                .iter()
+                .any(|i| matches!(i, CorrelationInput::Correlation(_)))
+        })
+        .collect();
+    let mut finished: Vec<Option<Result<Vec<Alert>, Failure>>> =
+        (0..plan.correlations.len()).map(|_| None).collect();
+    for (ci, result) in over_rules.iter().zip(events.finish_many(&over_rules)) {
+        finished[*ci] = Some(result);
+    }
     for (ci, c) in plan.correlations.iter().enumerate() {
+        if let Some(result) = finished[ci].take() {
+            record(ci, c, result, &mut fired, &mut spill_failures, problems);
+            continue;
+        }
         for (k, input) in c.inputs.iter().enumerate() {
             let CorrelationInput::Correlation(j) = input else {
                 continue;
@@ -262,23 +281,36 @@ pub fn evaluate(plan: &Plan, mut events: Collector, problems: &mut Vec<String>) 
                 );
             }
         }
-        match events.finish(ci) {
-            Ok(alerts) => fired.push(Fired {
-                correlation: ci,
-                alerts,
-            }),
-            Err(e) => {
-                if matches!(e, Failure::Spill(_)) {
-                    spill_failures += 1;
-                }
-                problems.push(format!("correlation `{}` cannot run: {e}", c.info.title));
-            }
-        }
+        let result = events.finish(ci);
+        record(ci, c, result, &mut fired, &mut spill_failures, problems);
     }
     Evaluated {
         fired,
         spill_failures,
         spilled: events.spilled(),
+    }
+}
+
+/// Keeps a correlation's alerts, or says why it could not run.
+fn record(
+    ci: usize,
+    c: &CorrelationIr,
+    result: Result<Vec<Alert>, Failure>,
+    fired: &mut Vec<Fired>,
+    spill_failures: &mut usize,
+    problems: &mut Vec<String>,
+) {
+    match result {
+        Ok(alerts) => fired.push(Fired {
+            correlation: ci,
+            alerts,
+        }),
+        Err(e) => {
+            if matches!(e, Failure::Spill(_)) {
+                *spill_failures += 1;
+            }
+            problems.push(format!("correlation `{}` cannot run: {e}", c.info.title));
+        }
     }
 }
 

@@ -90,7 +90,7 @@ use std::cmp::Ordering;
 use std::collections::VecDeque;
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
-use rayon::iter::{IntoParallelRefIterator, ParallelIterator};
+use rayon::iter::{IntoParallelIterator, IntoParallelRefIterator, ParallelIterator};
 use rayon::slice::ParallelSliceMut;
 use sigil_compiler::rule::{CmpOp, CorrelationType};
 
@@ -1083,23 +1083,50 @@ impl Collector {
     /// Evaluates correlation `ci` over all its events and frees them. Its
     /// later pushes are ignored.
     pub fn finish(&mut self, ci: usize) -> Result<Vec<Alert>, Failure> {
-        let Some(mut store) = self.stores.get_mut(ci).and_then(Option::take) else {
-            return Ok(Vec::new());
-        };
-        if let Some(sp) = &store.spill {
-            // The final run, counted here.
-            let before = (sp.runs() as u64, sp.bytes());
-            if !store.events.is_empty() {
-                store.spill(&self.tables, &self.tables.group_ranks());
-            }
+        self.finish_many(&[ci]).pop().unwrap_or(Ok(Vec::new()))
+    }
+
+    /// [`Collector::finish`] for each of `cis`, side by side: answers in the
+    /// order of `cis`. The correlations are independent once their events
+    /// are in, and one at a time the second core sat idle through the
+    /// serial steps of each sort.
+    pub fn finish_many(&mut self, cis: &[usize]) -> Vec<Result<Vec<Alert>, Failure>> {
+        let mut stores = Vec::with_capacity(cis.len());
+        for &ci in cis {
+            let Some(mut store) = self.stores.get_mut(ci).and_then(Option::take) else {
+                stores.push(None);
+                continue;
+            };
             if let Some(sp) = &store.spill {
-                self.spilled.runs += (sp.runs() as u64).saturating_sub(before.0);
-                self.spilled.bytes += sp.bytes().saturating_sub(before.1);
+                // The final run, counted here.
+                let before = (sp.runs() as u64, sp.bytes());
+                if !store.events.is_empty() {
+                    store.spill(&self.tables, &self.tables.group_ranks());
+                }
+                if let Some(sp) = &store.spill {
+                    self.spilled.runs += (sp.runs() as u64).saturating_sub(before.0);
+                    self.spilled.bytes += sp.bytes().saturating_sub(before.1);
+                }
             }
+            stores.push(Some(store));
         }
-        // Read buffers of the merge: a quarter of the budget at most (but
-        // at least 4 KiB per run).
-        store.finish(&self.tables, (self.budget / 4).min(64 << 20))
+        // Read buffers of the merges: a quarter of the budget at most (but
+        // at least 4 KiB per run), shared by the merges that run together.
+        let merging = stores
+            .iter()
+            .flatten()
+            .filter(|s| s.spill.is_some())
+            .count()
+            .max(1) as u64;
+        let memory = (self.budget / 4).min(64 << 20) / merging;
+        let tables = &self.tables;
+        stores
+            .into_par_iter()
+            .map(|store| match store {
+                Some(store) => store.finish(tables, memory),
+                None => Ok(Vec::new()),
+            })
+            .collect()
     }
 }
 
@@ -2233,6 +2260,59 @@ mod tests {
         assert_eq!(c.finish(0).unwrap(), expected[0]);
         assert_eq!(c.finish(1).unwrap(), expected[1]);
         assert!(c.failure(0).is_none());
+    }
+
+    #[test]
+    fn correlations_finished_together_alert_as_one_at_a_time() {
+        let specs = [
+            count_gte(20.0),
+            spec(
+                CorrelationType::ValueCount,
+                5 * MIN,
+                &[(CmpOp::Gte, 3.0)],
+                1,
+            ),
+            spec(CorrelationType::Temporal, 5 * MIN, &[], 2),
+        ];
+        let events: Vec<Event> = (0..3_000u64)
+            .map(|n| {
+                let user = ["alice", "bob", "carol"][(n % 3) as usize];
+                let value = (n % 5).to_string();
+                let time = HOUR_MARK + (n as i64 * 4_729) % (60 * MIN);
+                ev(n, time, user, (n % 2) as usize, Some(&value))
+            })
+            .collect();
+        // In memory, and spilled (each finish then merges its own runs).
+        for budget in [u64::MAX, 16 << 10] {
+            let collect = || {
+                let mut c = Collector::new(specs.to_vec(), budget);
+                for e in &events {
+                    for (ci, s) in specs.iter().enumerate() {
+                        let mut e = e.clone();
+                        e.input %= s.inputs;
+                        c.push(ci, e);
+                    }
+                }
+                c
+            };
+            let mut apart = collect();
+            let expected: Vec<Vec<Alert>> = (0..specs.len())
+                .map(|ci| apart.finish(ci).unwrap())
+                .collect();
+            assert!(expected.iter().all(|a| !a.is_empty()), "every spec alerts");
+            let mut together = collect();
+            // Out of order, and with an index that has no correlation.
+            let got = together.finish_many(&[2, 0, 7, 1]);
+            assert_eq!(got.len(), 4);
+            let got: Vec<Vec<Alert>> = got.into_iter().map(Result::unwrap).collect();
+            assert_eq!(got[0], expected[2]);
+            assert_eq!(got[1], expected[0]);
+            assert!(got[2].is_empty());
+            assert_eq!(got[3], expected[1]);
+            assert_eq!(together.spilled(), apart.spilled(), "budget {budget}");
+            // Finished correlations take no more events.
+            assert_eq!(together.finish(0).unwrap(), Vec::new());
+        }
     }
 
     /// Naive reference for the windowed types: recompute each window.
