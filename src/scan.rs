@@ -661,7 +661,7 @@ fn process_source<'s>(
         };
         let tx = tx.clone();
         let this = seq;
-        scope.spawn(move |_| {
+        let run = move || {
             let (out, stats, damage) = process_batch(si, batch, shared);
             let _ = tx.send(Msg::Batch {
                 source: si,
@@ -670,7 +670,18 @@ fn process_source<'s>(
                 stats,
                 damage,
             });
-        });
+        };
+        if seq == 0 && reader.is_finished() {
+            // A file read whole in one batch is matched by the thread that
+            // read it, while its bytes are in this core's cache: the other
+            // readers keep the other cores busy with other files. Handing
+            // each of an S3 tree's 1,008 files to the pool cost 4 % on two
+            // cores. A larger file's batches go to the pool, so that every
+            // core works on it.
+            run();
+        } else {
+            scope.spawn(move |_| run());
+        }
         seq += 1;
     }
     let _ = tx.send(Msg::Done {

@@ -359,6 +359,12 @@ impl RecordReader {
         self.gzip
     }
 
+    /// Whether the input has been read to its end: the batch last handed
+    /// out was its last.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
     /// The next batch of whole records, about `target_bytes` of data (a record is never split
     /// across batches, so a batch may be larger by up to one record). A batch may hold only
     /// damage and no records. `None` at the end of input.
