@@ -106,6 +106,65 @@ unsafe fn is_ascii_avx2(s: &[u8]) -> bool {
     _mm256_movemask_epi8(high) == 0 && chunks.remainder().is_ascii()
 }
 
+/// The key of a CloudTrail envelope, `{"Records":[...]}`.
+const RECORDS_KEY: &[u8; 9] = b"\"Records\"";
+
+/// Whether `s` holds `"Records"` anywhere. With AVX2, 32 positions a step
+/// are tested for `"R` and for the closing `"` eight bytes on, and only
+/// those candidates are compared whole: memchr's general substring search
+/// took 90 ns per CloudTrail record here, most of it on bytes already in
+/// the cache, ≈5 % of a one-core scan of JSON Lines (64 positions a step
+/// with AVX-512 measured the same as 32).
+#[inline]
+pub(crate) fn contains_records_key(s: &[u8]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if Avx2::detect().is_some() {
+        // SAFETY: AVX2 is present (checked at run time).
+        return unsafe { contains_records_key_avx2(s) };
+    }
+    memchr::memmem::find(s, RECORDS_KEY).is_some()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn contains_records_key_avx2(s: &[u8]) -> bool {
+    use std::arch::x86_64::*;
+    let quote = _mm256_set1_epi8(b'"' as i8);
+    let r = _mm256_set1_epi8(b'R' as i8);
+    let mut i = 0;
+    // A step reads 32 bytes at `i`, `i + 1` and `i + 8`.
+    while i + 40 <= s.len() {
+        // SAFETY: `i + 8 + 32 <= s.len()`; the loads are unaligned.
+        let (first, second, last) = unsafe {
+            let at = s.as_ptr().add(i);
+            (
+                _mm256_loadu_si256(at.cast()),
+                _mm256_loadu_si256(at.add(1).cast()),
+                _mm256_loadu_si256(at.add(8).cast()),
+            )
+        };
+        let candidates = _mm256_and_si256(
+            _mm256_and_si256(
+                _mm256_cmpeq_epi8(first, quote),
+                _mm256_cmpeq_epi8(second, r),
+            ),
+            _mm256_cmpeq_epi8(last, quote),
+        );
+        let mut mask = _mm256_movemask_epi8(candidates) as u32;
+        while mask != 0 {
+            let at = i + mask.trailing_zeros() as usize;
+            if s.get(at..at + RECORDS_KEY.len()) == Some(RECORDS_KEY) {
+                return true;
+            }
+            mask &= mask - 1;
+        }
+        i += 32;
+    }
+    // Under 40 bytes left: a substring searcher costs more to build here
+    // than this comparison per position.
+    s[i..].windows(RECORDS_KEY.len()).any(|w| w == RECORDS_KEY)
+}
+
 fn find_string_special_swar(s: &[u8], seen: &mut u64) -> usize {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
@@ -155,6 +214,42 @@ mod tests {
                     s[at] = b'a';
                 }
             }
+        }
+    }
+
+    /// The envelope key is found wherever it starts, whatever surrounds it,
+    /// as memchr's substring search finds it.
+    #[test]
+    fn records_key_found_as_a_substring_search_finds_it() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        // Near misses share the checked bytes with the key.
+        let pieces: [&[u8]; 6] = [
+            b"\"Records\"",
+            b"\"Recordsx\"",
+            b"\"Rxxxxxx\"",
+            b"\"records\"",
+            b"\"Record\"",
+            b"\"R\"",
+        ];
+        for _ in 0..20_000 {
+            let len = (next() % 300) as usize;
+            let mut s: Vec<u8> = (0..len)
+                .map(|_| [b'a', b'"', b'R', b's', b':'][(next() % 5) as usize])
+                .collect();
+            if next() % 2 == 0 {
+                let piece = pieces[(next() % pieces.len() as u64) as usize];
+                let at = (next() as usize) % (s.len() + 1);
+                s.splice(at..at, piece.iter().copied());
+            }
+            let expected = memchr::memmem::find(&s, RECORDS_KEY).is_some();
+            let text = String::from_utf8_lossy(&s);
+            assert_eq!(contains_records_key(&s), expected, "{text:?}");
         }
     }
 

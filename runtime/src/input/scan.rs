@@ -8,7 +8,6 @@
 //! reader which bytes it still needs.
 
 use memchr::memchr;
-use memchr::memmem;
 
 #[cfg(target_arch = "x86_64")]
 use crate::bytes::Avx2;
@@ -124,7 +123,6 @@ pub(crate) struct Scanner {
     /// Take a line that is one `{...}` whole, without checking it (see
     /// [`Scanner::set_line_records`]).
     line_records: bool,
-    records_key: memmem::Finder<'static>,
     /// Where the last line taken whole ended (so a line start is known even
     /// when the buffer begins there); 0 at the start of the stream.
     line_taken_until: u64,
@@ -201,7 +199,6 @@ impl Scanner {
             damage: Vec::new(),
             line_records: false,
             line_taken_until: 0,
-            records_key: memmem::Finder::new(b"\"Records\""),
         }
     }
 
@@ -229,7 +226,7 @@ impl Scanner {
         let line = &rest[..len];
         (line.last() == Some(&b'}')
             && len as u64 <= self.max_record
-            && self.records_key.find(line).is_none())
+            && !crate::bytes::contains_records_key(line))
         .then_some((len, nl + 1))
     }
 
