@@ -14,7 +14,8 @@ use sigil_compiler::diag::Severity;
 use sigil_compiler::ir;
 use sigil_runtime::correlate::{EventBatch, RecordRef};
 use sigil_runtime::input::{
-    self, rescan_line, Batch, BufferPool, Damage, InputSource, RecordReader, RecordSpan,
+    self, rescan_envelope, rescan_line, Batch, BufferPool, Damage, InputSource, RecordReader,
+    RecordSpan,
 };
 use sigil_runtime::json::{escape_json, JsonError, Projection};
 use sigil_runtime::{InputLogSource, Matcher, Program};
@@ -643,6 +644,7 @@ fn process_source<'s>(
     let mut reader = match RecordReader::open(src) {
         Ok(r) => r
             .line_records(src.is_line_delimited())
+            .container_records(true)
             .buffers_from(Arc::clone(&shared.buffers)),
         Err(damage) => {
             let _ = tx.send(Msg::OpenFailed { source: si, damage });
@@ -720,25 +722,41 @@ fn process_batch(si: usize, batch: Batch, shared: &Shared<'_>) -> (Vec<u8>, Stat
         } else {
             matcher.matches_unchecked(bytes, &mut hits)
         };
-        match verdict {
-            Ok(text) => emit.record(rec, bytes, text, &hits, &matcher),
-            Err(_) if !rec.checked => {
-                // Not one valid object: read the line as the strict reader
-                // would, for its exact damage and any records it holds.
-                let (records, found) = rescan_line(&shared.names[si], &batch.data, rec);
-                emit.stats.damaged += found.len() as u64;
-                damage.extend(found);
-                for sub in &records {
-                    let Some(bytes) = batch.data.get(sub.start..sub.end) else {
-                        continue;
-                    };
-                    match matcher.matches(bytes, &mut hits) {
-                        Ok(text) => emit.record(sub, bytes, text, &hits, &matcher),
-                        Err(e) => damage.push(emit.invalid(sub, e)),
-                    }
-                }
+        // A record taken unchecked that is not one valid object is read
+        // again as the strict reader reads it, for its exact damage and
+        // any records it holds: the line it is, or inside an envelope the
+        // rest of the input (all in this batch), which supersedes this
+        // batch's later records and its damage from there on.
+        let (records, found) = match verdict {
+            Ok(text) => {
+                emit.record(rec, bytes, text, &hits, &matcher);
+                continue;
             }
-            Err(e) => damage.push(emit.invalid(rec, e)),
+            Err(_) if rec.envelope > 0 => {
+                let before = damage.len();
+                damage.retain(|d| d.offset < rec.offset);
+                emit.stats.damaged -= (before - damage.len()) as u64;
+                rescan_envelope(&shared.names[si], &batch.data, rec, batch.max_record_bytes)
+            }
+            Err(_) if !rec.checked => rescan_line(&shared.names[si], &batch.data, rec),
+            Err(e) => {
+                damage.push(emit.invalid(rec, e));
+                continue;
+            }
+        };
+        emit.stats.damaged += found.len() as u64;
+        damage.extend(found);
+        for sub in &records {
+            let Some(bytes) = batch.data.get(sub.start..sub.end) else {
+                continue;
+            };
+            match matcher.matches(bytes, &mut hits) {
+                Ok(text) => emit.record(sub, bytes, text, &hits, &matcher),
+                Err(e) => damage.push(emit.invalid(sub, e)),
+            }
+        }
+        if rec.envelope > 0 {
+            break;
         }
     }
     if damage

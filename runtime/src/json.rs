@@ -448,6 +448,23 @@ fn extract_indexed<'r>(
     Some(Some(unsafe { std::str::from_utf8_unchecked(record) }))
 }
 
+/// Where the object that opens at `b[0]` closes, found block by block as
+/// stage one finds strings: its length and how many of its bytes are
+/// `\n`. `None` when it does not close within `b`, nests deeper than
+/// `max_depth`, or the CPU has no stage one. The object is not validated.
+pub(crate) fn object_end(b: &[u8], max_depth: u64) -> Option<(usize, u64)> {
+    if b.first() != Some(&b'{') {
+        return None;
+    }
+    #[cfg(target_arch = "x86_64")]
+    return structural::value_end(b, max_depth);
+    #[cfg(not(target_arch = "x86_64"))]
+    return {
+        let _ = max_depth;
+        None
+    };
+}
+
 /// Checks that `record` is one well-formed JSON object, extracting nothing.
 pub fn validate(record: &[u8]) -> Result<(), JsonError> {
     validate_using(record, &mut Extracted::default())

@@ -32,8 +32,13 @@ pub struct RecordSpan {
     /// Absolute offset of the record's first byte in the (decompressed) stream.
     pub offset: u64,
     /// False for a line taken whole without being checked (see
-    /// [`RecordReader::line_records`]): the caller must validate it.
+    /// [`RecordReader::line_records`]), or an object taken whole inside an
+    /// envelope (see [`RecordReader::container_records`]): the caller must
+    /// validate it.
     pub checked: bool,
+    /// For an object taken whole inside an envelope, the depth of the array
+    /// holding it (1 or 2), else 0: see [`rescan_envelope`].
+    pub envelope: u8,
 }
 
 /// Whole records read from one input. `data` may also hold bytes between and around the records
@@ -51,6 +56,8 @@ pub struct Batch {
     pub bytes_in: u64,
     /// Raw (possibly compressed) bytes read from the file or stdin since the previous batch.
     pub raw_bytes_in: u64,
+    /// The reader's record size limit (for [`rescan_envelope`]).
+    pub max_record_bytes: u64,
 }
 
 impl Batch {
@@ -69,7 +76,31 @@ fn span_in(s: Span, base: u64) -> RecordSpan {
         line: s.line,
         offset: s.start,
         checked: s.checked,
+        envelope: s.envelope,
     }
+}
+
+/// An object taken whole inside an envelope (`data[span.start..span.end]`,
+/// see [`RecordReader::container_records`]) that failed validation: the
+/// rest of the input, which is the rest of `data` (the reader takes such
+/// objects only then), scanned strictly from the object on as the reader
+/// would have scanned it: the records (spans in `data`, checked) and the
+/// damage from the object on. Damage the batch reported at or after the
+/// object's offset is superseded by this, and so are its later records.
+pub fn rescan_envelope(
+    file: &str,
+    data: &[u8],
+    span: &RecordSpan,
+    max_record_bytes: u64,
+) -> (Vec<RecordSpan>, Vec<Damage>) {
+    let bytes = data.get(span.start..).unwrap_or(&[]);
+    let at = (span.offset, span.line, span.index);
+    let (records, damage) = scan::rescan_envelope(file, bytes, at, span.envelope, max_record_bytes);
+    let base = span.offset - span.start as u64;
+    (
+        records.into_iter().map(|s| span_in(s, base)).collect(),
+        damage,
+    )
 }
 
 /// An unchecked record (`data[span.start..span.end]`, see
@@ -329,6 +360,19 @@ impl RecordReader {
         self
     }
 
+    /// Objects that are records inside an envelope (`{"Records":[...]}`, or
+    /// a top-level array) are handed out whole, unchecked
+    /// (`RecordSpan::checked` false, `RecordSpan::envelope` set), when the
+    /// batch holds the rest of the input — as it does for a CloudTrail
+    /// file — so that the caller validates each in the pass that parses it
+    /// instead of the reader scanning it byte by byte first. A caller that
+    /// finds one invalid calls [`rescan_envelope`] for exactly what the
+    /// strict reader reports from there on.
+    pub fn container_records(mut self, on: bool) -> RecordReader {
+        self.scanner.set_container_records(on);
+        self
+    }
+
     /// Takes batch buffers from `pool` (give each [`Batch::data`] back to it
     /// when done with the batch).
     pub fn buffers_from(mut self, pool: Arc<BufferPool>) -> RecordReader {
@@ -386,6 +430,11 @@ impl RecordReader {
                 self.started = true;
             }
             let stop_at = self.base + target as u64;
+            // A read error ends the input early, and is reported in place
+            // of what is left open: only a clean end makes the rest whole.
+            self.scanner.whole_rest = self.eof
+                && self.read_error.is_none()
+                && self.base + (self.buf.len() as u64) < stop_at;
             if self.scanner.feed(&self.buf, self.base, stop_at) {
                 return Some(self.cut());
             }
@@ -521,6 +570,7 @@ impl RecordReader {
             damage: std::mem::take(&mut self.scanner.damage),
             bytes_in,
             raw_bytes_in: raw.saturating_sub(self.raw_reported),
+            max_record_bytes: self.scanner.max_record(),
         };
         self.raw_reported = raw;
         batch

@@ -22,8 +22,14 @@ pub(crate) struct Span {
     pub end: u64,
     pub index: u64,
     pub line: u64,
-    /// The grammar and UTF-8 were checked (false: a line taken whole, see `line_records`).
+    /// The grammar and UTF-8 were checked (false: a line taken whole, see
+    /// `line_records`, or an object taken whole inside an envelope, see
+    /// `container_records`).
     pub checked: bool,
+    /// For an object taken whole inside an envelope: the depth of the array
+    /// holding it (1: a top-level array; 2: the `Records` array of an
+    /// envelope object); 0 otherwise.
+    pub envelope: u8,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,6 +132,11 @@ pub(crate) struct Scanner {
     /// Where the last line taken whole ended (so a line start is known even
     /// when the buffer begins there); 0 at the start of the stream.
     line_taken_until: u64,
+    /// Take an envelope's objects whole (see [`Scanner::set_container_records`]).
+    container_records: bool,
+    /// The buffer fed holds the rest of the input, and no record in it ends
+    /// at the batch's target: set by the reader before each feed.
+    pub(crate) whole_rest: bool,
 }
 
 /// The scanner compiled for AVX2, so that the string search inlines into it.
@@ -167,6 +178,40 @@ pub(crate) fn rescan_line(
     (scanner.records, scanner.damage)
 }
 
+/// Scans strictly, from an object taken whole inside an envelope (see
+/// [`Scanner::set_container_records`]) to the end of the input, as the
+/// scanner would have scanned it: `bytes` run from the object's first byte
+/// to the end of the input, at `offset` in the stream; the object starts
+/// `line` and takes record index `index`; `envelope` is its span's.
+pub(crate) fn rescan_envelope(
+    file: &str,
+    bytes: &[u8],
+    at: (u64, u64, u64),
+    envelope: u8,
+    max_record: u64,
+) -> (Vec<Span>, Vec<Damage>) {
+    let (offset, line, index) = at;
+    let mut scanner = Scanner::new(file.to_string(), max_record);
+    scanner.pos = offset;
+    scanner.line = line;
+    scanner.next_index = index;
+    // The state the object was taken in: inside a top-level array, or
+    // inside the `Records` array of a top-level object.
+    if envelope == 2 {
+        scanner.top = Top::RecordsObject;
+        scanner.push(offset, true);
+        scanner.push(offset, false);
+        scanner.in_records_array = true;
+    } else {
+        scanner.top = Top::Array;
+        scanner.push(offset, false);
+    }
+    scanner.state = State::Value;
+    scanner.feed(bytes, offset, u64::MAX);
+    scanner.finish(bytes, offset, false);
+    (scanner.records, scanner.damage)
+}
+
 impl Scanner {
     pub(crate) fn new(file: String, max_record: u64) -> Scanner {
         Scanner {
@@ -199,6 +244,8 @@ impl Scanner {
             damage: Vec::new(),
             line_records: false,
             line_taken_until: 0,
+            container_records: false,
+            whole_rest: false,
         }
     }
 
@@ -210,6 +257,44 @@ impl Scanner {
     /// not one valid object. Any other line goes through the state machine.
     pub(crate) fn set_line_records(&mut self, on: bool) {
         self.line_records = on;
+    }
+
+    /// An object that is a record inside an envelope (`{"Records":[...]}` or
+    /// a top-level array) is taken whole, its end found by stage one's
+    /// string rules, and marked unchecked: whoever parses it validates it
+    /// and, when it is not one valid object, calls [`rescan_envelope`],
+    /// which reads the rest of the input again from it as this scanner
+    /// would have. So that the rest of the input is at hand then, this is
+    /// done only while the buffer fed holds the rest of the input and the
+    /// batch will not be cut in it ([`Scanner::whole_rest`]), and not after
+    /// a damaged container (whose later errors are only counted).
+    pub(crate) fn set_container_records(&mut self, on: bool) {
+        self.container_records = on;
+    }
+
+    /// Takes the object opening at `buf[i]` whole (see
+    /// [`Scanner::set_container_records`]): the bytes it spans, or `None`
+    /// when it must be scanned byte by byte (it does not close in the
+    /// buffer, is over the size limit, or nests too deep).
+    #[inline]
+    fn envelope_object(&mut self, buf: &[u8], i: usize, base: u64) -> Option<usize> {
+        let room = (buf.len() - i).min(usize::try_from(self.max_record).unwrap_or(usize::MAX));
+        let depth_left = u64::from(MAX_DEPTH - self.depth);
+        let (len, newlines) = crate::json::object_end(&buf[i..i + room], depth_left)?;
+        let start = base + i as u64;
+        self.records.push(Span {
+            start,
+            end: start + len as u64,
+            index: self.next_index,
+            line: self.line,
+            checked: false,
+            envelope: self.depth as u8,
+        });
+        self.next_index += 1;
+        self.line += newlines;
+        self.last_key_records = false;
+        self.state = State::CommaOrClose;
+        Some(len)
     }
 
     /// The line starting at `buf[i]` (a `{` at the start of a line, at top
@@ -232,6 +317,10 @@ impl Scanner {
 
     pub(crate) fn set_max_record(&mut self, max: u64) {
         self.max_record = max;
+    }
+
+    pub(crate) fn max_record(&self) -> u64 {
+        self.max_record
     }
 
     /// The earliest absolute offset whose bytes are still needed (by a record in progress, or a
@@ -446,6 +535,7 @@ impl Scanner {
                             index: self.next_index,
                             line: self.line,
                             checked: false,
+                            envelope: 0,
                         });
                         self.next_index += 1;
                         self.line += 1;
@@ -459,6 +549,23 @@ impl Scanner {
                     } else {
                         i += 1;
                         self.value_start(at, b);
+                    }
+                }
+                State::Value | State::ValueOrClose
+                    if b == b'{'
+                        && self.container_records
+                        && self.whole_rest
+                        && self.depth > 0
+                        && !self.container_damaged
+                        && self.suppressed == 0
+                        && self.record_level() =>
+                {
+                    match self.envelope_object(buf, i, base) {
+                        Some(len) => i += len,
+                        None => {
+                            i += 1;
+                            self.value_start(at, b);
+                        }
                     }
                 }
                 State::Value | State::ValueOrClose => {
@@ -768,6 +875,7 @@ impl Scanner {
                 index,
                 line,
                 checked: true,
+                envelope: 0,
             });
             return;
         } else {
@@ -782,6 +890,7 @@ impl Scanner {
                         index,
                         line,
                         checked: true,
+                        envelope: 0,
                     });
                     return;
                 }

@@ -872,10 +872,17 @@ fn reader_can_move_to_another_thread() {
 // Line records: lines taken whole and validated by their parser must give exactly what the
 // strict reader gives.
 
-/// Reads with `line_records`, validating each unchecked line as the matcher does (UTF-8, then
-/// the grammar) and rescanning the lines that fail.
-fn split_lines(bytes: &[u8], target: usize) -> (All, usize) {
-    let mut r = reader(bytes).line_records(true);
+/// Reads with `line_records` (and `container_records` when `envelopes`, with a record limit of
+/// 4,000 bytes), validating each unchecked record as the matcher does (UTF-8, then the grammar)
+/// and rescanning those that fail, as `sigil scan` does: a line by itself, an envelope's object
+/// with the rest of the input. Also gives how many lines and envelope objects were taken whole.
+fn split_unchecked(bytes: &[u8], target: usize, lines: bool, envelopes: bool) -> (All, usize) {
+    let mut r = reader(bytes)
+        .line_records(lines)
+        .container_records(envelopes);
+    if envelopes {
+        r = r.with_max_record_bytes(4_000);
+    }
     let mut all = All {
         recs: Vec::new(),
         damage: Vec::new(),
@@ -899,6 +906,13 @@ fn split_lines(bytes: &[u8], target: usize) -> (All, usize) {
             let valid = std::str::from_utf8(bytes).is_ok() && crate::json::validate(bytes).is_ok();
             if valid {
                 push(span);
+            } else if span.envelope > 0 {
+                let (records, damage) =
+                    rescan_envelope("t", &batch.data, span, batch.max_record_bytes);
+                found.retain(|d| d.offset < span.offset);
+                found.extend(damage);
+                records.iter().for_each(&mut push);
+                break;
             } else {
                 let (records, damage) = rescan_line("t", &batch.data, span);
                 records.iter().for_each(&mut push);
@@ -909,6 +923,10 @@ fn split_lines(bytes: &[u8], target: usize) -> (All, usize) {
         all.damage.extend(found);
     }
     (all, taken_whole)
+}
+
+fn split_lines(bytes: &[u8], target: usize) -> (All, usize) {
+    split_unchecked(bytes, target, true, false)
 }
 
 fn line_inputs() -> Vec<Vec<u8>> {
@@ -981,4 +999,111 @@ fn line_records_number_concatenated_objects_from_their_line() {
             rec(r#"{"e":5}"#, 2, 3)
         ]
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Envelope objects: records inside `{"Records":[...]}` or a top-level array, taken whole and
+// validated by their parser, must give exactly what the strict reader gives.
+
+fn envelope_inputs() -> Vec<Vec<u8>> {
+    let records: Vec<String> = String::from_utf8(generated_ndjson(40))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let one_line = format!("{{\"Records\":[{}]}}", records.join(","));
+    // Records printed over several lines each, as a pretty printer writes them.
+    let multi_line: Vec<String> = records
+        .iter()
+        .map(|r| {
+            r.replace("\",\"", "\",\n      \"")
+                .replace('{', "{\n      ")
+        })
+        .collect();
+    let pretty = format!(
+        "{{\n  \"Records\": [\n    {}\n  ]\n}}\n",
+        multi_line.join(",\n    ")
+    );
+    let mut inputs: Vec<Vec<u8>> = vec![
+        one_line.clone().into_bytes(),
+        pretty.clone().into_bytes(),
+        format!("[{}]", records.join(", ")).into_bytes(),
+        format!("{one_line}\n{one_line}\n").into_bytes(),
+        b"{\"x\":1,\"Records\":[{\"a\":1},{\"b\":\"}]\\\"{[\"}],\"y\":[{\"c\":1}]}".to_vec(),
+        b"{\"Records\":[{\"a\":1},2,\"s\",{\"b\":2},[{\"c\":3}],null,{\"d\":4}]}".to_vec(),
+        b"{\"Records\":[]}\n[]\n[{}]\n{\"Records\":[{}]}".to_vec(),
+        b"{\"Records\":[{\"a\":1}{\"b\":2},{\"c\":3}]}\n{\"Records\":[{\"d\":4}]}".to_vec(),
+        b"{\"Records\":[{\"a\":1},{\"b\":2}".to_vec(),
+        b"{\"Records\":[{\"a\":1},{\"b\":\"2".to_vec(),
+        b"{\"Records\":[{\"a\":1},{\"b\":2}]".to_vec(),
+        b"{\"Records\":[{\"a\":1},{\"b\":2}]} trailing\n{\"Records\":[{\"c\":3}]}".to_vec(),
+        b"{\"Records\":[{\"a\":\"\xff\"},{\"b\":\"\xc3\xa9\"},{\"c\":3}]}".to_vec(),
+        b"{\"Records\":[{\"a\":\"x\ny\"},{\"b\":2}]}\n{\"Records\":[{\"c\":3}]}".to_vec(),
+        b"{\"Records\":[{\"a\":1}}],\"b\":2}\n[{\"c\":3}]".to_vec(),
+        b"{\"Records\":[{\"a\":1]},{\"b\":2}]}".to_vec(),
+        b"{\"Records\":[{\"a\":\"\\\\\"},{\"b\":\"\\\\\\\"\"},{\"c\":\"\\q\"},{\"d\":4}]}".to_vec(),
+        b"xx\n{\"Records\":[{\"a\":1},{\"b\":}]}\n{\"Records\":[{\"c\":3},{\"d\":}]}".to_vec(),
+        format!(
+            "{{\"Records\":[{{\"big\":\"{}\"}},{{\"a\":1}}]}}",
+            "x".repeat(5_000)
+        )
+        .into_bytes(),
+    ];
+    for b in BAD_JSON {
+        inputs.push(format!("{{\"Records\":[{{\"ok\":0}},{b},{{\"ok\":1}}]}}").into_bytes());
+        inputs.push(format!("[{b},\n{{\"ok\":1}}]\n{{\"Records\":[{{\"ok\":2}}]}}").into_bytes());
+    }
+    // Records nesting up to the limit, counted from the document's root.
+    let deep = |n: usize| format!("{}1{}", "{\"k\":".repeat(n), "}".repeat(n));
+    for n in [509, 510, 511, 512] {
+        inputs.push(format!("{{\"Records\":[{{\"a\":1}},{}]}}", deep(n)).into_bytes());
+        inputs.push(format!("[{},{{\"a\":1}}]", deep(n)).into_bytes());
+    }
+    // Mutants of the one-line and pretty envelopes: a byte replaced,
+    // removed or doubled.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let alphabet = b"{}[]\",:\\ \nax1\xff";
+    for base in [one_line.as_bytes(), pretty.as_bytes()] {
+        for _ in 0..300 {
+            let mut m = base.to_vec();
+            let at = (next() % m.len() as u64) as usize;
+            match next() % 3 {
+                0 => m[at] = alphabet[(next() % alphabet.len() as u64) as usize],
+                1 => {
+                    m.remove(at);
+                }
+                _ => m.insert(at, m[at]),
+            }
+            inputs.push(m);
+        }
+    }
+    inputs
+}
+
+#[test]
+fn envelope_records_give_exactly_what_the_strict_reader_gives() {
+    let mut taken = 0;
+    for input in envelope_inputs() {
+        let strict = collect(reader(&input).with_max_record_bytes(4_000), 1 << 20);
+        for target in [1, 64, 1 << 20] {
+            for lines in [false, true] {
+                let (envelopes, whole) = split_unchecked(&input, target, lines, true);
+                taken += whole;
+                assert_eq!(
+                    (&envelopes.recs, &envelopes.damage),
+                    (&strict.recs, &strict.damage),
+                    "target {target}, lines {lines}: {}",
+                    String::from_utf8_lossy(&input[..input.len().min(300)])
+                );
+            }
+        }
+    }
+    // The fast path was taken (not every object fell back to the state machine).
+    assert!(taken > 20_000, "{taken} objects taken whole");
 }

@@ -218,6 +218,111 @@ fn blocks(b: &[u8], mut each: impl FnMut(*const u8, usize) -> Option<()>) -> Opt
     Some(())
 }
 
+/// Where the object or array that opens at `b[0]` closes: its length and
+/// how many of its bytes are `\n`; `None` when it does not close within
+/// `b`, or nests deeper than `max_depth` (the opening bracket is depth 1).
+/// Strings are told apart as stage one tells them (escapes, then quotes);
+/// nothing else is checked, so whoever takes the value must validate it.
+pub(super) fn value_end(b: &[u8], max_depth: u64) -> Option<(usize, u64)> {
+    // Every `Simd` has AVX2, PCLMULQDQ and POPCNT.
+    Simd::detect()?;
+    // SAFETY: as above.
+    unsafe { value_end_avx2(b, max_depth) }
+}
+
+#[target_feature(enable = "avx2,pclmulqdq,bmi1,popcnt")]
+unsafe fn value_end_avx2(b: &[u8], max_depth: u64) -> Option<(usize, u64)> {
+    use std::arch::x86_64::*;
+    #[inline(always)]
+    unsafe fn bits(lo: __m256i, hi: __m256i) -> u64 {
+        let lo = _mm256_movemask_epi8(lo) as u32 as u64;
+        let hi = _mm256_movemask_epi8(hi) as u32 as u64;
+        lo | (hi << 32)
+    }
+    let quote = _mm256_set1_epi8(b'"' as i8);
+    let backslash = _mm256_set1_epi8(b'\\' as i8);
+    let newline = _mm256_set1_epi8(b'\n' as i8);
+    // `[` and `]` OR 0x20 are `{` and `}`, and no other byte is.
+    let x20 = _mm256_set1_epi8(0x20);
+    let open = _mm256_set1_epi8(b'{' as i8);
+    let close = _mm256_set1_epi8(b'}' as i8);
+    let (mut escaped_next, mut in_string_before) = (0u64, 0u64);
+    let (mut depth, mut newlines) = (0u64, 0u64);
+    let mut end = None;
+    blocks(b, |block, start| {
+        // SAFETY: a block is 64 readable bytes; the loads are unaligned.
+        let (lo, hi) = unsafe {
+            (
+                _mm256_loadu_si256(block.cast()),
+                _mm256_loadu_si256(block.add(32).cast()),
+            )
+        };
+        let backslashes = bits(
+            _mm256_cmpeq_epi8(lo, backslash),
+            _mm256_cmpeq_epi8(hi, backslash),
+        );
+        // As `Carry::block`: every other backslash of a run escapes.
+        let escaped = if backslashes == 0 {
+            std::mem::take(&mut escaped_next)
+        } else {
+            let unescaped = backslashes & !escaped_next;
+            let codes = ((unescaped << 1) | ODD_BITS).wrapping_sub(unescaped) ^ ODD_BITS;
+            let e = codes ^ (backslashes | escaped_next);
+            escaped_next = (codes & backslashes) >> 63;
+            e
+        };
+        let quotes = bits(_mm256_cmpeq_epi8(lo, quote), _mm256_cmpeq_epi8(hi, quote)) & !escaped;
+        let prefix = {
+            let q = _mm_set_epi64x(0, quotes as i64);
+            _mm_cvtsi128_si64(_mm_clmulepi64_si128(q, _mm_set1_epi8(-1), 0)) as u64
+        };
+        let in_string = prefix ^ in_string_before;
+        in_string_before = ((in_string as i64) >> 63) as u64;
+        let (lo20, hi20) = (_mm256_or_si256(lo, x20), _mm256_or_si256(hi, x20));
+        let opens = bits(_mm256_cmpeq_epi8(lo20, open), _mm256_cmpeq_epi8(hi20, open)) & !in_string;
+        let closes = bits(
+            _mm256_cmpeq_epi8(lo20, close),
+            _mm256_cmpeq_epi8(hi20, close),
+        ) & !in_string;
+        let lines = bits(
+            _mm256_cmpeq_epi8(lo, newline),
+            _mm256_cmpeq_epi8(hi, newline),
+        );
+        let (n_open, n_close) = (
+            u64::from(opens.count_ones()),
+            u64::from(closes.count_ones()),
+        );
+        if n_close < depth && depth + n_open <= max_depth {
+            // The value cannot close in this block, nor nest too deep.
+            depth = depth + n_open - n_close;
+            newlines += u64::from(lines.count_ones());
+            return Some(());
+        }
+        let mut brackets = opens | closes;
+        while brackets != 0 {
+            let k = brackets.trailing_zeros();
+            if opens >> k & 1 == 1 {
+                depth += 1;
+                if depth > max_depth {
+                    return None;
+                }
+            } else {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    let through = u64::MAX >> (63 - k);
+                    newlines += u64::from((lines & through).count_ones());
+                    end = Some(start + k as usize + 1);
+                    return None;
+                }
+            }
+            brackets &= brackets - 1;
+        }
+        newlines += u64::from(lines.count_ones());
+        Some(())
+    });
+    end.map(|end| (end, newlines))
+}
+
 #[target_feature(enable = "avx2,pclmulqdq,bmi1,popcnt")]
 unsafe fn index_avx2(b: &[u8], index: &mut Vec<u32>) -> Option<Summary> {
     use std::arch::x86_64::*;
