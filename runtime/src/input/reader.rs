@@ -195,6 +195,8 @@ pub struct RecordReader {
     finished: bool,
     read_error: Option<String>,
     capacity_hint: usize,
+    /// The target size of the batch being read.
+    batch_target: usize,
     pool: Option<Arc<BufferPool>>,
     read_size: usize,
     #[cfg(test)]
@@ -272,19 +274,24 @@ impl RecordReader {
     }
 
     /// Decompresses a gzip file held in memory: in one call to libdeflate
-    /// when it is exactly one member — straight into the read buffer when it
-    /// fits one read, else into a buffer read from like a file — and
+    /// when it is exactly one member — straight into the batch's buffer when
+    /// it fits a read or the batch, else into a buffer read from like a
+    /// file — and
     /// otherwise (several members, trailing bytes, damage, a large size) by
     /// streaming it with flate2, which reads every member and reports damage
     /// at the exact point where decompression fails.
     fn start_gzip(&mut self, compressed: Vec<u8>) {
         let count = self.raw_count.clone().unwrap_or_default();
         let len = compressed.len() as u64;
-        // This runs on the first read, with nothing buffered yet.
-        let fits_one_read = self.buf.is_empty()
-            && inflate::stated_size(&compressed).is_some_and(|n| n <= self.read_size);
+        // This runs on the first read, with nothing buffered yet. A file
+        // that fits a batch is decompressed into the batch's buffer whole:
+        // then the batch holds the rest of the input, and the records of
+        // its envelope can be taken whole (`container_records`).
+        let one_read = self.read_size.max(self.batch_target);
+        let fits_one_read =
+            self.buf.is_empty() && inflate::stated_size(&compressed).is_some_and(|n| n <= one_read);
         if fits_one_read {
-            if inflate::gzip_one_member_into(&compressed, self.read_size, &mut self.buf) {
+            if inflate::gzip_one_member_into(&compressed, one_read, &mut self.buf) {
                 count.store(len, Ordering::Relaxed);
                 self.bytes_since += self.buf.len() as u64;
                 self.eof = true;
@@ -343,6 +350,7 @@ impl RecordReader {
             finished: false,
             read_error: None,
             capacity_hint: 2 * READ_SIZE,
+            batch_target: 0,
             pool: None,
             read_size: READ_SIZE,
             #[cfg(test)]
@@ -418,6 +426,7 @@ impl RecordReader {
         }
         let target = target_bytes.max(1);
         self.capacity_hint = target.saturating_add(2 * self.read_size).min(256 << 20);
+        self.batch_target = target;
         loop {
             if !self.started {
                 if self.buf.len() < BOM.len() && !self.eof {

@@ -267,7 +267,8 @@ fn a_gzip_file_decompressed_whole_reads_as_when_streamed() {
     wrong_size[n - 4..].copy_from_slice(&7u32.to_le_bytes());
     let mut trailing = gzip(&records_doc);
     trailing.extend_from_slice(b"garbage");
-    // More than one read (1 MiB) decompressed: read from a buffer of its own.
+    // More than one read and one batch (1 MiB each here) decompressed: read
+    // from a buffer of its own.
     let (large, _) = many_records(60_000);
     assert!(large.len() > READ_SIZE);
     let cases: [(&str, Vec<u8>); 8] = [
