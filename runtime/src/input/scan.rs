@@ -266,8 +266,10 @@ impl Scanner {
     /// which reads the rest of the input again from it as this scanner
     /// would have. So that the rest of the input is at hand then, this is
     /// done only while the buffer fed holds the rest of the input and the
-    /// batch will not be cut in it ([`Scanner::whole_rest`]), and not after
-    /// a damaged container (whose later errors are only counted).
+    /// batch will not be cut in it ([`Scanner::whole_rest`]), not after a
+    /// damaged container (whose later errors are only counted), and not in
+    /// JSON Lines (where the scan again would have to take lines whole as
+    /// well, numbering a line of several objects as `line_records` does).
     pub(crate) fn set_container_records(&mut self, on: bool) {
         self.container_records = on;
     }
@@ -554,6 +556,7 @@ impl Scanner {
                 State::Value | State::ValueOrClose
                     if b == b'{'
                         && self.container_records
+                        && !self.line_records
                         && self.whole_rest
                         && self.depth > 0
                         && !self.container_damaged

@@ -873,17 +873,20 @@ fn reader_can_move_to_another_thread() {
 // Line records: lines taken whole and validated by their parser must give exactly what the
 // strict reader gives.
 
-/// Reads with `line_records` (and `container_records` when `envelopes`, with a record limit of
-/// 4,000 bytes), validating each unchecked record as the matcher does (UTF-8, then the grammar)
+/// Reads with `line_records` and `container_records` as asked and a record size limit of
+/// `max_record`, validating each unchecked record as the matcher does (UTF-8, then the grammar)
 /// and rescanning those that fail, as `sigil scan` does: a line by itself, an envelope's object
 /// with the rest of the input. Also gives how many lines and envelope objects were taken whole.
-fn split_unchecked(bytes: &[u8], target: usize, lines: bool, envelopes: bool) -> (All, usize) {
+fn split_unchecked(
+    bytes: &[u8],
+    target: usize,
+    (lines, envelopes): (bool, bool),
+    max_record: usize,
+) -> (All, usize) {
     let mut r = reader(bytes)
         .line_records(lines)
-        .container_records(envelopes);
-    if envelopes {
-        r = r.with_max_record_bytes(4_000);
-    }
+        .container_records(envelopes)
+        .with_max_record_bytes(max_record);
     let mut all = All {
         recs: Vec::new(),
         damage: Vec::new(),
@@ -927,7 +930,7 @@ fn split_unchecked(bytes: &[u8], target: usize, lines: bool, envelopes: bool) ->
 }
 
 fn split_lines(bytes: &[u8], target: usize) -> (All, usize) {
-    split_unchecked(bytes, target, true, false)
+    split_unchecked(bytes, target, (true, false), MAX_RECORD_BYTES)
 }
 
 fn line_inputs() -> Vec<Vec<u8>> {
@@ -1044,6 +1047,8 @@ fn envelope_inputs() -> Vec<Vec<u8>> {
         b"{\"Records\":[{\"a\":1]},{\"b\":2}]}".to_vec(),
         b"{\"Records\":[{\"a\":\"\\\\\"},{\"b\":\"\\\\\\\"\"},{\"c\":\"\\q\"},{\"d\":4}]}".to_vec(),
         b"xx\n{\"Records\":[{\"a\":1},{\"b\":}]}\n{\"Records\":[{\"c\":3},{\"d\":}]}".to_vec(),
+        // As JSON Lines, a line of two objects is numbered from the line.
+        b"{\"Records\":[{\"a\":1},{\"b\":}]}\n{\"c\":3}{\"d\":4}\n{\"e\":5}\n".to_vec(),
         format!(
             "{{\"Records\":[{{\"big\":\"{}\"}},{{\"a\":1}}]}}",
             "x".repeat(5_000)
@@ -1091,14 +1096,19 @@ fn envelope_inputs() -> Vec<Vec<u8>> {
 fn envelope_records_give_exactly_what_the_strict_reader_gives() {
     let mut taken = 0;
     for input in envelope_inputs() {
+        // As JSON Lines the reference is the reader with line records alone,
+        // which differs from the strict reader only in numbering a line of
+        // several objects (`line_records_number_concatenated_objects_from_their_line`).
         let strict = collect(reader(&input).with_max_record_bytes(4_000), 1 << 20);
+        let as_lines = split_unchecked(&input, 1 << 20, (true, false), 4_000).0;
         for target in [1, 64, 1 << 20] {
             for lines in [false, true] {
-                let (envelopes, whole) = split_unchecked(&input, target, lines, true);
+                let (envelopes, whole) = split_unchecked(&input, target, (lines, true), 4_000);
                 taken += whole;
+                let expected = if lines { &as_lines } else { &strict };
                 assert_eq!(
                     (&envelopes.recs, &envelopes.damage),
-                    (&strict.recs, &strict.damage),
+                    (&expected.recs, &expected.damage),
                     "target {target}, lines {lines}: {}",
                     String::from_utf8_lossy(&input[..input.len().min(300)])
                 );
