@@ -287,11 +287,11 @@ impl RecordReader {
         // that fits a batch is decompressed into the batch's buffer whole:
         // then the batch holds the rest of the input, and the records of
         // its envelope can be taken whole (`container_records`).
-        let one_read = self.read_size.max(self.batch_target);
-        let fits_one_read =
-            self.buf.is_empty() && inflate::stated_size(&compressed).is_some_and(|n| n <= one_read);
-        if fits_one_read {
-            if inflate::gzip_one_member_into(&compressed, one_read, &mut self.buf) {
+        let into_batch = self.read_size.max(self.batch_target);
+        let fits_batch = self.buf.is_empty()
+            && inflate::stated_size(&compressed).is_some_and(|n| n <= into_batch);
+        if fits_batch {
+            if inflate::gzip_one_member_into(&compressed, into_batch, &mut self.buf) {
                 count.store(len, Ordering::Relaxed);
                 self.bytes_since += self.buf.len() as u64;
                 self.eof = true;

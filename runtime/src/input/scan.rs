@@ -294,7 +294,6 @@ impl Scanner {
         });
         self.next_index += 1;
         self.line += newlines;
-        self.last_key_records = false;
         self.state = State::CommaOrClose;
         Some(len)
     }
