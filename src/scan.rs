@@ -14,8 +14,7 @@ use sigil_compiler::diag::Severity;
 use sigil_compiler::ir;
 use sigil_runtime::correlate::{EventBatch, RecordRef};
 use sigil_runtime::input::{
-    self, rescan_envelope, rescan_line, Batch, BufferPool, Damage, InputSource, RecordReader,
-    RecordSpan,
+    self, rescan_unchecked, Batch, BufferPool, Damage, InputSource, RecordReader, RecordSpan,
 };
 use sigil_runtime::json::{escape_json, JsonError, Projection};
 use sigil_runtime::{InputLogSource, Matcher, Program};
@@ -723,29 +722,26 @@ fn process_batch(si: usize, batch: Batch, shared: &Shared<'_>) -> (Vec<u8>, Stat
             matcher.matches_unchecked(bytes, &mut hits)
         };
         // A record taken unchecked that is not one valid object is read
-        // again as the strict reader reads it, for its exact damage and
-        // any records it holds: the line it is, or inside an envelope the
-        // rest of the input (all in this batch), which supersedes this
-        // batch's later records and its damage from there on.
-        let (records, found) = match verdict {
+        // again as the strict reader reads it, for its exact damage and any
+        // records it holds (inside an envelope, with the rest of the input,
+        // which supersedes this batch's later records).
+        let (records, rest_superseded) = match verdict {
             Ok(text) => {
                 emit.record(rec, bytes, text, &hits, &matcher);
                 continue;
             }
-            Err(_) if rec.envelope > 0 => {
-                let before = damage.len();
-                damage.retain(|d| d.offset < rec.offset);
-                emit.stats.damaged -= (before - damage.len()) as u64;
-                rescan_envelope(&shared.names[si], &batch.data, rec, batch.max_record_bytes)
+            Err(_) if !rec.checked => {
+                let before = damage.len() as u64;
+                let batch = (&batch.data[..], batch.max_record_bytes);
+                let again = rescan_unchecked(&shared.names[si], batch, rec, &mut damage);
+                emit.stats.damaged = emit.stats.damaged + damage.len() as u64 - before;
+                again
             }
-            Err(_) if !rec.checked => rescan_line(&shared.names[si], &batch.data, rec),
             Err(e) => {
                 damage.push(emit.invalid(rec, e));
                 continue;
             }
         };
-        emit.stats.damaged += found.len() as u64;
-        damage.extend(found);
         for sub in &records {
             let Some(bytes) = batch.data.get(sub.start..sub.end) else {
                 continue;
@@ -755,7 +751,7 @@ fn process_batch(si: usize, batch: Batch, shared: &Shared<'_>) -> (Vec<u8>, Stat
                 Err(e) => damage.push(emit.invalid(sub, e)),
             }
         }
-        if rec.envelope > 0 {
+        if rest_superseded {
             break;
         }
     }

@@ -221,13 +221,7 @@ mod tests {
     /// as memchr's substring search finds it.
     #[test]
     fn records_key_found_as_a_substring_search_finds_it() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::xorshift(0x9e37_79b9_7f4a_7c15u64);
         // Near misses share the checked bytes with the key.
         let pieces: [&[u8]; 6] = [
             b"\"Records\"",
@@ -242,7 +236,7 @@ mod tests {
             let mut s: Vec<u8> = (0..len)
                 .map(|_| [b'a', b'"', b'R', b's', b':'][(next() % 5) as usize])
                 .collect();
-            if next() % 2 == 0 {
+            if next().is_multiple_of(2) {
                 let piece = pieces[(next() % pieces.len() as u64) as usize];
                 let at = (next() as usize) % (s.len() + 1);
                 s.splice(at..at, piece.iter().copied());
@@ -257,13 +251,7 @@ mod tests {
     /// whether a non-ASCII byte came before the match.
     #[test]
     fn both_searches_agree() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::xorshift(0x2545_f491_4f6c_dd1du64);
         let alphabet = [b'a', b'"', b'\\', 0x01, 0x1f, 0x20, 0x7f, 0x80, 0xc3, 0xff];
         #[cfg(target_arch = "x86_64")]
         let avx2 = Avx2::detect();
@@ -272,7 +260,7 @@ mod tests {
             let special_odds = 1 + next() % 40;
             let s: Vec<u8> = (0..len)
                 .map(|_| {
-                    if next() % special_odds == 0 {
+                    if next().is_multiple_of(special_odds) {
                         alphabet[(next() % alphabet.len() as u64) as usize]
                     } else {
                         b'a' + (next() % 26) as u8

@@ -35,3 +35,15 @@ mod regex_literal;
 pub mod text;
 
 pub use program::{BuildProblem, Dispatch, InputLogSource, Matcher, Program};
+
+/// A xorshift generator for the unit tests' random cases: the same cases on
+/// every run, from `seed`.
+#[cfg(test)]
+pub(crate) fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}

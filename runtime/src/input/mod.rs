@@ -29,7 +29,7 @@ use std::path::PathBuf;
 
 pub use discover::{discover, Discovery};
 pub use pool::BufferPool;
-pub use reader::{rescan_envelope, rescan_line, Batch, RecordReader, RecordSpan};
+pub use reader::{rescan_unchecked, Batch, RecordReader, RecordSpan};
 
 /// A record (one JSON object) larger than this is damage: it is skipped while streaming, without
 /// being buffered.

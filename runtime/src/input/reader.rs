@@ -37,7 +37,7 @@ pub struct RecordSpan {
     /// validate it.
     pub checked: bool,
     /// For an object taken whole inside an envelope, the depth of the array
-    /// holding it (1 or 2), else 0: see [`rescan_envelope`].
+    /// holding it (1 or 2), else 0: see [`rescan_unchecked`].
     pub envelope: u8,
 }
 
@@ -56,7 +56,7 @@ pub struct Batch {
     pub bytes_in: u64,
     /// Raw (possibly compressed) bytes read from the file or stdin since the previous batch.
     pub raw_bytes_in: u64,
-    /// The reader's record size limit (for [`rescan_envelope`]).
+    /// The reader's record size limit (for [`rescan_unchecked`]).
     pub max_record_bytes: u64,
 }
 
@@ -80,42 +80,43 @@ fn span_in(s: Span, base: u64) -> RecordSpan {
     }
 }
 
-/// An object taken whole inside an envelope (`data[span.start..span.end]`,
-/// see [`RecordReader::container_records`]) that failed validation: the
-/// rest of the input, which is the rest of `data` (the reader takes such
-/// objects only then), scanned strictly from the object on as the reader
-/// would have scanned it: the records (spans in `data`, checked) and the
-/// damage from the object on. Damage the batch reported at or after the
-/// object's offset is superseded by this, and so are its later records.
-pub fn rescan_envelope(
+/// A record handed out unchecked (`span.checked` false: a line taken whole,
+/// see [`RecordReader::line_records`], or an envelope's object, see
+/// [`RecordReader::container_records`]) that the caller found not to be one
+/// valid object, read again as the strict reader reads it. Returns the
+/// records found (spans in `data`, checked) and whether they supersede the
+/// batch's later records too, in which case the caller stops there.
+///
+/// A line is scanned by itself: a line holding several concatenated
+/// objects yields several records, with consecutive indexes from the
+/// line's own. An envelope's object is scanned with the rest of the input,
+/// which is the rest of `data` (the reader takes such objects whole only
+/// then): the damage in `damage` at or after the object came from the
+/// first reading and is dropped. The damage found is added to `damage`.
+pub fn rescan_unchecked(
     file: &str,
-    data: &[u8],
+    batch: (&[u8], u64),
     span: &RecordSpan,
-    max_record_bytes: u64,
-) -> (Vec<RecordSpan>, Vec<Damage>) {
-    let bytes = data.get(span.start..).unwrap_or(&[]);
+    damage: &mut Vec<Damage>,
+) -> (Vec<RecordSpan>, bool) {
+    let (data, max_record_bytes) = batch;
     let at = (span.offset, span.line, span.index);
-    let (records, damage) = scan::rescan_envelope(file, bytes, at, span.envelope, max_record_bytes);
+    let (records, found, rest) = if span.envelope > 0 {
+        damage.retain(|d| d.offset < span.offset);
+        let bytes = data.get(span.start..).unwrap_or(&[]);
+        let (records, found) =
+            scan::rescan_envelope(file, bytes, at, span.envelope, max_record_bytes);
+        (records, found, true)
+    } else {
+        let bytes = data.get(span.start..span.end).unwrap_or(&[]);
+        let (records, found) = scan::rescan_line(file, bytes, at);
+        (records, found, false)
+    };
+    damage.extend(found);
     let base = span.offset - span.start as u64;
     (
         records.into_iter().map(|s| span_in(s, base)).collect(),
-        damage,
-    )
-}
-
-/// An unchecked record (`data[span.start..span.end]`, see
-/// [`RecordReader::line_records`]) that failed validation, scanned strictly
-/// as the reader would have without `line_records`: the records it holds
-/// (spans in `data`, checked) and its damage. A line holding several
-/// concatenated objects yields several records; they take consecutive
-/// indexes from the line's own.
-pub fn rescan_line(file: &str, data: &[u8], span: &RecordSpan) -> (Vec<RecordSpan>, Vec<Damage>) {
-    let bytes = data.get(span.start..span.end).unwrap_or(&[]);
-    let (records, damage) = scan::rescan_line(file, bytes, span.offset, span.line, span.index);
-    let base = span.offset - span.start as u64;
-    (
-        records.into_iter().map(|s| span_in(s, base)).collect(),
-        damage,
+        rest,
     )
 }
 
@@ -362,7 +363,7 @@ impl RecordReader {
     /// out whole, unchecked (`RecordSpan::checked` false), so that the
     /// caller validates it in the same pass that parses it instead of the
     /// reader scanning it twice. A caller that finds such a line invalid
-    /// calls [`rescan_line`] for exactly what the strict reader reports.
+    /// calls [`rescan_unchecked`] for exactly what the strict reader reports.
     pub fn line_records(mut self, on: bool) -> RecordReader {
         self.scanner.set_line_records(on);
         self
@@ -374,7 +375,7 @@ impl RecordReader {
     /// batch holds the rest of the input — as it does for a CloudTrail
     /// file — so that the caller validates each in the pass that parses it
     /// instead of the reader scanning it byte by byte first. A caller that
-    /// finds one invalid calls [`rescan_envelope`] for exactly what the
+    /// finds one invalid calls [`rescan_unchecked`] for exactly what the
     /// strict reader reports from there on.
     pub fn container_records(mut self, on: bool) -> RecordReader {
         self.scanner.set_container_records(on);

@@ -160,15 +160,14 @@ fn describe_byte(b: u8) -> String {
 }
 
 /// Scans one unchecked line (see [`Scanner::set_line_records`]) strictly, as
-/// the reader would have: its records (checked) and damage. `offset`, `line`
-/// and `index` are where the line starts in its stream.
+/// the reader would have: its records (checked) and damage. `at` is where
+/// the line starts in its stream: offset, line and record index.
 pub(crate) fn rescan_line(
     file: &str,
     bytes: &[u8],
-    offset: u64,
-    line: u64,
-    index: u64,
+    at: (u64, u64, u64),
 ) -> (Vec<Span>, Vec<Damage>) {
+    let (offset, line, index) = at;
     let mut scanner = Scanner::new(file.to_string(), u64::MAX);
     scanner.pos = offset;
     scanner.line = line;
@@ -181,8 +180,8 @@ pub(crate) fn rescan_line(
 /// Scans strictly, from an object taken whole inside an envelope (see
 /// [`Scanner::set_container_records`]) to the end of the input, as the
 /// scanner would have scanned it: `bytes` run from the object's first byte
-/// to the end of the input, at `offset` in the stream; the object starts
-/// `line` and takes record index `index`; `envelope` is its span's.
+/// to the end of the input; `at` is where the object starts in the stream
+/// (offset, line, record index); `envelope` is its span's.
 pub(crate) fn rescan_envelope(
     file: &str,
     bytes: &[u8],

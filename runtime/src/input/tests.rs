@@ -910,17 +910,13 @@ fn split_unchecked(
             let valid = std::str::from_utf8(bytes).is_ok() && crate::json::validate(bytes).is_ok();
             if valid {
                 push(span);
-            } else if span.envelope > 0 {
-                let (records, damage) =
-                    rescan_envelope("t", &batch.data, span, batch.max_record_bytes);
-                found.retain(|d| d.offset < span.offset);
-                found.extend(damage);
-                records.iter().for_each(&mut push);
+                continue;
+            }
+            let data = (&batch.data[..], batch.max_record_bytes);
+            let (records, rest_superseded) = rescan_unchecked("t", data, span, &mut found);
+            records.iter().for_each(&mut push);
+            if rest_superseded {
                 break;
-            } else {
-                let (records, damage) = rescan_line("t", &batch.data, span);
-                records.iter().for_each(&mut push);
-                found.extend(damage);
             }
         }
         found.sort_by_key(|d| (d.line, d.offset));
@@ -1067,13 +1063,7 @@ fn envelope_inputs() -> Vec<Vec<u8>> {
     }
     // Mutants of the one-line and pretty envelopes: a byte replaced,
     // removed or doubled.
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = crate::xorshift(0x2545_f491_4f6c_dd1du64);
     let alphabet = b"{}[]\",:\\ \nax1\xff";
     for base in [one_line.as_bytes(), pretty.as_bytes()] {
         for _ in 0..300 {
@@ -1104,7 +1094,10 @@ fn envelope_records_give_exactly_what_the_strict_reader_gives() {
         for target in [1, 64, 1 << 20] {
             for lines in [false, true] {
                 let (envelopes, whole) = split_unchecked(&input, target, (lines, true), 4_000);
-                taken += whole;
+                if !lines {
+                    // Only envelope objects are taken whole then.
+                    taken += whole;
+                }
                 let expected = if lines { &as_lines } else { &strict };
                 assert_eq!(
                     (&envelopes.recs, &envelopes.damage),

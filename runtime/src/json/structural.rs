@@ -925,13 +925,7 @@ mod tests {
         if Simd::detect().is_none() {
             return;
         }
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::xorshift(0x2545_f491_4f6c_dd1du64);
         let pieces: [&[u8]; 12] = [
             b"{", b"}", b"[", b"]", b"\"", b"\\", b"\\\"", b"\\\\", b"\n", b"a", b":", b",",
         ];
